@@ -1,0 +1,106 @@
+"""The `argobridge` command: run the operator, render offline, and the local development helpers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from argobridge.core.configplan import merge_context
+from argobridge.core.render import CONTEXT_KEY, render_notifications_config, to_yaml
+from argobridge.core.spec import KIND, NOTIFICATIONS_CONFIGMAP, SpecError, parse_bridge_spec
+
+
+def render_command(path: str, argocd_url: str | None) -> int:
+    """Print the ConfigMap data the operator would apply for a bridge file, without any cluster."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    documents = [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict) and doc.get("kind") == KIND]
+    if not documents:
+        print(f"error: no {KIND} found in {path}", file=sys.stderr)
+        return 2
+    for document in documents:
+        try:
+            spec = parse_bridge_spec(document.get("spec") or {})
+        except SpecError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        rendered = render_notifications_config(spec, spec.argocd_url or argocd_url)
+        data = dict(rendered.owned)
+        context = merge_context(None, rendered.context, {})
+        if context:
+            data[CONTEXT_KEY] = context
+        namespace = (document.get("metadata") or {}).get("namespace", "argocd")
+        manifest: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": NOTIFICATIONS_CONFIGMAP, "namespace": namespace},
+            "data": data,
+        }
+        print("# Keys ArgoBridge owns in this ConfigMap; other keys are left as they are.")
+        print("# `context` is shared: only the entries shown here are ArgoBridge's.")
+        print("---")
+        print(to_yaml(manifest), end="")
+    return 0
+
+
+def run_command(namespaces: Sequence[str], liveness: str | None) -> int:
+    """Run the operator until interrupted: every bridge in the cluster, or in the given namespaces."""
+    from argobridge.operator_main import run_operator
+
+    run_operator(namespaces=namespaces, liveness_endpoint=liveness)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="argobridge", description="Argo CD notifications to Backstage.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
+    run.add_argument("-n", "--namespace", action="append", default=[], help="watch only this namespace (repeatable)")
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf health endpoint ('' to disable)")
+
+    render = commands.add_parser("render", help="print the Argo CD configuration a bridge file stands for")
+    render.add_argument("-f", "--filename", required=True, help="a YAML file with a BackstageBridge ('-' for stdin)")
+    render.add_argument("--argocd-url", help="the Argo CD URL to assume when the bridge does not give one")
+
+    demo = commands.add_parser(
+        "demo", help="install the CRD, apply a sample bridge, show its result, and keep the operator running"
+    )
+    demo.add_argument("--once", action="store_true", help="stop after showing the result")
+
+    commands.add_parser("install-crds", help="apply the CRDs to the current cluster")
+    commands.add_parser("dev-cluster", help="start a local control plane and write its kubeconfig")
+    commands.add_parser("build-tools", help="build (or find cached) the pinned Go binaries")
+
+    args, _ = parser.parse_known_args(argv)
+    if args.command == "render":
+        return render_command(args.filename, args.argocd_url)
+    if args.command == "run":
+        return run_command(args.namespace, args.liveness or None)
+    if args.command == "demo":
+        from argobridge.demo import run_demo
+
+        return run_demo(once=args.once)
+    if args.command == "install-crds":
+        from argobridge.kube.crds import install_crds
+
+        for name in install_crds():
+            print(f"applied CustomResourceDefinition {name}")
+        return 0
+    if args.command == "dev-cluster":
+        from argobridge.devcluster.controlplane import main as dev_cluster
+
+        return dev_cluster()
+    if args.command == "build-tools":
+        from argobridge.devcluster.gobuild import main as build
+
+        return build([])
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

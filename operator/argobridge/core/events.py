@@ -1,0 +1,83 @@
+"""The catalog of application events ArgoBridge turns into notifications.
+
+Each entry says when Argo CD's engine should fire (an expr-lang condition over `app`) and what the
+notification says. Names carry the `-backstage` suffix so they never collide with Argo CD's own catalog,
+whose templates have no webhook body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from argobridge.core.spec import EventName
+
+ENTITY_REF_ANNOTATION = "backstage.io/entity-ref"
+
+# An Application without the annotation must never fire: there would be nobody to notify and the body
+# would carry an empty recipient. Written with plain `!= nil` checks, which short-circuit under `and`.
+HAS_ENTITY_REF = (
+    f"app.metadata.annotations != nil and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != nil"
+    f" and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != ''"
+)
+_OPERATION = "app.status.operationState != nil"
+# One firing per sync operation: the start time changes with every operation, also for multi-source
+# applications whose syncResult carries no single revision.
+_ONCE_PER_OPERATION = "app.status.operationState?.startedAt"
+
+
+@dataclass(frozen=True)
+class EventDefinition:
+    """How one event is detected by the engine and described to a person."""
+
+    name: EventName
+    trigger: str
+    template: str
+    condition: str
+    once_per: str | None
+    label: str
+    description: str  # a Go template fragment evaluated with $name, $project, $revision, $message, $health
+
+
+CATALOG: Mapping[EventName, EventDefinition] = {
+    EventName.SYNC_SUCCEEDED: EventDefinition(
+        name=EventName.SYNC_SUCCEEDED,
+        trigger="on-sync-succeeded-backstage",
+        template="app-sync-succeeded-backstage",
+        condition=f"{_OPERATION} and app.status.operationState.phase in ['Succeeded']",
+        once_per=_ONCE_PER_OPERATION,
+        label="sync succeeded",
+        description='printf "Application %s (project %s) was synced to revision %s." $name $project $revision',
+    ),
+    EventName.SYNC_FAILED: EventDefinition(
+        name=EventName.SYNC_FAILED,
+        trigger="on-sync-failed-backstage",
+        template="app-sync-failed-backstage",
+        condition=f"{_OPERATION} and app.status.operationState.phase in ['Error', 'Failed']",
+        once_per=_ONCE_PER_OPERATION,
+        label="sync failed",
+        description='printf "Sync of application %s (project %s) failed: %s" $name $project $message',
+    ),
+    EventName.HEALTH_DEGRADED: EventDefinition(
+        name=EventName.HEALTH_DEGRADED,
+        trigger="on-health-degraded-backstage",
+        template="app-health-degraded-backstage",
+        condition="app.status.health != nil and app.status.health.status == 'Degraded'",
+        # No oncePer: each new transition into Degraded is news, a long degradation is not.
+        once_per=None,
+        label="health degraded",
+        description='printf "Application %s (project %s) is Degraded. %s" $name $project $healthMessage',
+    ),
+    EventName.DEPLOYED: EventDefinition(
+        name=EventName.DEPLOYED,
+        trigger="on-deployed-backstage",
+        template="app-deployed-backstage",
+        condition=(
+            f"{_OPERATION} and app.status.operationState.phase in ['Succeeded']"
+            " and app.status.health != nil and app.status.health.status == 'Healthy'"
+        ),
+        once_per=_ONCE_PER_OPERATION,
+        label="deployed",
+        description='printf "Application %s (project %s) is running revision %s and is Healthy." $name $project $revision',
+    ),
+}

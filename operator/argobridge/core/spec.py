@@ -1,0 +1,196 @@
+"""The `BackstageBridge` spec as typed data, with every default applied in memory only.
+
+Defaults live here and never travel back into the object: a GitOps pipeline that applied a short spec
+must not see the operator "fill it in" as drift.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+GROUP = "argobridge.io"
+VERSION = "v1alpha1"
+PLURAL = "backstagebridges"
+KIND = "BackstageBridge"
+
+DEFAULT_NOTIFICATIONS_PATH = "/api/notifications/notifications"
+DEFAULT_SECRET_NAME = "argocd-notifications-secret"
+DEFAULT_TOKEN_KEY = "backstage-token"
+DEFAULT_SERVICE_NAME = "backstage"
+NOTIFICATIONS_CONFIGMAP = "argocd-notifications-cm"
+
+# Argo CD reads `$key` from its Secret only when the key matches [\w-]+, and a service name may not
+# contain dots; the CRD schema enforces the same patterns, this re-check guards the offline `render`.
+_SECRET_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_SERVICE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+
+
+class SpecError(ValueError):
+    """A spec the schema let through but that cannot work; the message names the field and the fix."""
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Flavor(StrEnum):
+    AUTO = "Auto"
+    ARGOCD = "ArgoCD"
+    OPENSHIFT_GITOPS = "OpenShiftGitOps"
+
+
+class SubscriptionMode(StrEnum):
+    GLOBAL = "Global"
+    ANNOTATIONS = "Annotations"
+    MANUAL = "Manual"
+
+
+class TokenDeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class EventName(StrEnum):
+    SYNC_SUCCEEDED = "SyncSucceeded"
+    SYNC_FAILED = "SyncFailed"
+    HEALTH_DEGRADED = "HealthDegraded"
+    DEPLOYED = "Deployed"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One application event that becomes a Backstage notification."""
+
+    event: EventName
+    severity: Severity
+    topic: str
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    """Everything the operator needs from `spec`, defaults resolved."""
+
+    backstage_url: str
+    notifications_path: str = DEFAULT_NOTIFICATIONS_PATH
+    flavor: Flavor = Flavor.AUTO
+    argocd_url: str | None = None
+    service_name: str = DEFAULT_SERVICE_NAME
+    secret_name: str = DEFAULT_SECRET_NAME
+    token_key: str = DEFAULT_TOKEN_KEY
+    token_deletion_policy: TokenDeletionPolicy = TokenDeletionPolicy.RETAIN
+    events: tuple[EventSpec, ...] = field(default_factory=tuple)
+    subscription_mode: SubscriptionMode = SubscriptionMode.GLOBAL
+
+    @property
+    def webhook_url(self) -> str:
+        """The create endpoint: base URL and path joined with exactly one slash."""
+        return self.backstage_url.rstrip("/") + "/" + self.notifications_path.lstrip("/")
+
+
+DEFAULT_SEVERITIES: Mapping[EventName, Severity] = {
+    EventName.SYNC_FAILED: Severity.HIGH,
+    EventName.HEALTH_DEGRADED: Severity.HIGH,
+    EventName.DEPLOYED: Severity.LOW,
+    EventName.SYNC_SUCCEEDED: Severity.LOW,
+}
+
+DEFAULT_TOPICS: Mapping[EventName, str] = {
+    EventName.SYNC_SUCCEEDED: "argocd.sync.succeeded",
+    EventName.SYNC_FAILED: "argocd.sync.failed",
+    EventName.HEALTH_DEGRADED: "argocd.health.degraded",
+    EventName.DEPLOYED: "argocd.deployed",
+}
+
+
+def _section(spec: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = spec.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"spec.{name} must be an object")
+    return value
+
+
+def _enum(enum: type[StrEnum], value: Any, path: str, default: StrEnum) -> Any:
+    if value is None:
+        return default
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise SpecError(f"{path} is {value!r}; use one of: {allowed}") from None
+
+
+def _events(raw: Any) -> tuple[EventSpec, ...]:
+    if raw is None:
+        return tuple(
+            EventSpec(name, DEFAULT_SEVERITIES[name], DEFAULT_TOPICS[name]) for name in DEFAULT_SEVERITIES
+        )
+    if not isinstance(raw, list):
+        raise SpecError("spec.events must be a list of {event, severity, topic}")
+    seen: set[EventName] = set()
+    events: list[EventSpec] = []
+    for index, item in enumerate(raw):
+        path = f"spec.events[{index}]"
+        if not isinstance(item, Mapping):
+            raise SpecError(f"{path} must be an object with an `event` field")
+        name = _enum(EventName, item.get("event"), f"{path}.event", EventName.SYNC_FAILED)
+        if item.get("event") is None:
+            raise SpecError(f"{path}.event is required")
+        if name in seen:
+            raise SpecError(f"{path}.event {name.value} is listed twice; keep one entry per event")
+        seen.add(name)
+        severity = _enum(Severity, item.get("severity"), f"{path}.severity", DEFAULT_SEVERITIES[name])
+        topic = item.get("topic") or DEFAULT_TOPICS[name]
+        events.append(EventSpec(name, severity, str(topic)))
+    return tuple(events)
+
+
+def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
+    """Turn a raw `spec` into a `BridgeSpec`, or raise `SpecError` naming the field and the fix."""
+    backstage = _section(spec, "backstage")
+    argocd = _section(spec, "argocd")
+    token = _section(spec, "token")
+    subscriptions = _section(spec, "subscriptions")
+
+    url = backstage.get("url")
+    if not url:
+        raise SpecError("spec.backstage.url is required: the base URL of Backstage, e.g. https://backstage.example.com")
+    if not _URL.match(str(url)):
+        raise SpecError(f"spec.backstage.url {url!r} is not an http(s) URL without query or fragment")
+    argocd_url = argocd.get("url")
+    if argocd_url is not None and not _URL.match(str(argocd_url)):
+        raise SpecError(f"spec.argocd.url {argocd_url!r} is not an http(s) URL without query or fragment")
+    path = str(backstage.get("notificationsPath") or DEFAULT_NOTIFICATIONS_PATH)
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        raise SpecError(f"spec.backstage.notificationsPath {path!r} must start with / and contain no spaces")
+
+    key = str(token.get("key") or DEFAULT_TOKEN_KEY)
+    if not _SECRET_KEY.match(key):
+        raise SpecError(f"spec.token.key {key!r} may hold only letters, digits, - and _ (Argo CD's $key rule)")
+    service = str(argocd.get("serviceName") or DEFAULT_SERVICE_NAME)
+    if not _SERVICE_NAME.match(service):
+        raise SpecError(f"spec.argocd.serviceName {service!r} must be lowercase letters, digits and -, no dots")
+
+    return BridgeSpec(
+        backstage_url=str(url).rstrip("/"),
+        notifications_path=path,
+        flavor=_enum(Flavor, argocd.get("flavor"), "spec.argocd.flavor", Flavor.AUTO),
+        argocd_url=str(argocd_url).rstrip("/") if argocd_url else None,
+        service_name=service,
+        secret_name=str(token.get("secretName") or DEFAULT_SECRET_NAME),
+        token_key=key,
+        token_deletion_policy=_enum(
+            TokenDeletionPolicy, token.get("deletionPolicy"), "spec.token.deletionPolicy", TokenDeletionPolicy.RETAIN
+        ),
+        events=_events(spec.get("events")),
+        subscription_mode=_enum(
+            SubscriptionMode, subscriptions.get("mode"), "spec.subscriptions.mode", SubscriptionMode.GLOBAL
+        ),
+    )

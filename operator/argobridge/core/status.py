@@ -1,0 +1,98 @@
+"""Build the bridge's `status` from what a reconcile found and did.
+
+Pure and deterministic for the same inputs, so a reconcile that changes nothing yields an identical
+status and the caller can skip the write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from argobridge.core.conditions import Condition, merge_conditions, summarise_ready
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a human should see as a Kubernetes Event on the bridge."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconcile learned; the wiring turns it into status and Events."""
+
+    conditions: list[Condition] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    flavor: str | None = None
+    argocd_url: str | None = None
+    config_map: str | None = None
+    config_hash: str | None = None
+    owned_keys: int | None = None
+    drift_repaired: bool = False
+
+
+def config_hash(data: Mapping[str, str]) -> str:
+    """A short fingerprint of the rendered configuration, to tell drift from a change of spec."""
+    encoded = json.dumps(dict(sorted(data.items())), separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def build_status(
+    previous: Mapping[str, Any] | None, report: ReconcileReport, generation: int, now: str
+) -> dict[str, Any]:
+    """The complete new status; fields this reconcile did not learn keep their previous values."""
+    previous = dict(previous or {})
+    conditions = [*report.conditions, summarise_ready(report.conditions)]
+    status: dict[str, Any] = {
+        key: value
+        for key, value in previous.items()
+        if key in {"flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs"}
+    }
+    status["observedGeneration"] = generation
+    status["conditions"] = merge_conditions(previous.get("conditions"), conditions, generation, now)
+    learned = {
+        "flavor": report.flavor,
+        "configMap": report.config_map,
+        "configHash": report.config_hash,
+        "ownedKeys": report.owned_keys,
+    }
+    status.update({key: value for key, value in learned.items() if value is not None})
+    if report.config_hash is not None:
+        # argocdUrl is what ArgoBridge put into `context`; absent means it put nothing there.
+        if report.argocd_url:
+            status["argocdUrl"] = report.argocd_url
+        else:
+            status.pop("argocdUrl", None)
+    status["driftRepairs"] = int(previous.get("driftRepairs") or 0) + (1 if report.drift_repaired else 0)
+    return status
+
+
+OWN_STATUS_KEYS = frozenset(
+    {"observedGeneration", "conditions", "flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs"}
+)
+
+
+def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that turns `previous` into `new`, or None when they already agree.
+
+    Keys of ours that `new` lacks are set to null (removed); keys kopf keeps in status are left alone.
+    """
+    previous = previous or {}
+    patch: dict[str, Any] = {key: value for key, value in new.items() if previous.get(key) != value}
+    patch.update({key: None for key in OWN_STATUS_KEYS if key in previous and key not in new})
+    return patch or None
+
+
+def ready_reason(conditions: Sequence[Mapping[str, Any]]) -> str | None:
+    """The Ready condition's reason in a status, for logs and the CLI."""
+    for condition in conditions:
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason"))
+    return None

@@ -1,0 +1,222 @@
+"""A real Kubernetes control plane as two local processes, the way controller-runtime's envtest runs one.
+
+etcd and kube-apiserver only: no scheduler, no controller-manager, no nodes. That is everything an
+operator that reads and writes API objects needs, and it starts in seconds once the binaries are cached.
+Every process started here is stopped by `stop()`, which the context manager and an atexit hook call
+even when a test fails.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+from argobridge.devcluster.gobuild import ensure_built
+from argobridge.devcluster.versions import ETCD, KUBE_APISERVER
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _openssl_service_account_key(path: Path) -> None:
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(path), "2048"], check=True, capture_output=True
+    )
+
+
+@dataclass
+class ControlPlane:
+    """etcd + kube-apiserver on loopback with a static admin token; `kubeconfig` is ready once started."""
+
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="argobridge-cp-")))
+    keep_workdir: bool = False
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    api_port: int = 0
+    token: str = ""
+    startup_seconds: float = 0.0
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / log_name, "wb")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(proc)
+        return proc
+
+    def start(self, timeout: float = 120.0) -> ControlPlane:
+        """Build (if needed) and start etcd and kube-apiserver, and wait until the apiserver is ready."""
+        etcd_bin = ensure_built(ETCD)
+        apiserver_bin = ensure_built(KUBE_APISERVER)
+        atexit.register(self.stop)
+        started = time.monotonic()
+        etcd_port, peer_port = free_port(), free_port()
+        self._spawn(
+            [
+                str(etcd_bin),
+                "--data-dir", str(self.workdir / "etcd"),
+                "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",
+                "--log-level", "warn",
+            ],
+            "etcd.log",
+        )
+        self.token = secrets.token_hex(24)
+        (self.workdir / "tokens.csv").write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
+        sa_key = self.workdir / "sa.key"
+        _openssl_service_account_key(sa_key)
+        certs = self.workdir / "certs"
+        certs.mkdir(exist_ok=True)
+        self.api_port = free_port()
+        self._spawn(
+            [
+                str(apiserver_bin),
+                "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
+                "--bind-address", "127.0.0.1",
+                "--advertise-address", "127.0.0.1",
+                "--secure-port", str(self.api_port),
+                "--cert-dir", str(certs),
+                "--token-auth-file", str(self.workdir / "tokens.csv"),
+                "--authorization-mode", "RBAC",
+                "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file", str(sa_key),
+                "--service-account-signing-key-file", str(sa_key),
+                "--service-cluster-ip-range", "10.0.0.0/24",
+                "--disable-admission-plugins", "ServiceAccount",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--v", "0",
+            ],
+            "kube-apiserver.log",
+        )
+        self._wait_ready(timeout)
+        self._write_kubeconfig()
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for proc in self.processes:
+                if proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}; see {self.workdir}\n{self.logs()}")
+            request = urllib.request.Request(
+                f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"}
+            )
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as error:
+                last = str(error)
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"kube-apiserver not ready after {timeout:.0f}s ({last}); logs in {self.workdir}")
+
+    def _write_kubeconfig(self) -> None:
+        ca = (self.workdir / "certs" / "apiserver.crt").read_bytes()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "argobridge-local",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": base64.b64encode(ca).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": "argobridge-local", "context": {"cluster": "argobridge-local", "user": "admin"}}],
+            "current-context": "argobridge-local",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self.kubeconfig.chmod(0o600)
+
+    def logs(self, lines: int = 30) -> str:
+        """The last lines of each process's log, for error messages."""
+        parts = []
+        for log in sorted(self.workdir.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {log.name}\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        """Stop every process this control plane started (apiserver first), then remove its files."""
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self.processes):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+        if not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def main() -> int:
+    """Start a control plane for a human, write its kubeconfig, and run until interrupted."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="argobridge dev-cluster", description=main.__doc__)
+    parser.add_argument("--kubeconfig", default="./kubeconfig.local", help="where to write the kubeconfig")
+    args = parser.parse_args(sys.argv[2:] if sys.argv[1:2] == ["dev-cluster"] else sys.argv[1:])
+    with ControlPlane() as plane:
+        target = Path(args.kubeconfig).resolve()
+        shutil.copyfile(plane.kubeconfig, target)
+        target.chmod(0o600)
+        print(f"control plane ready in {plane.startup_seconds:.1f}s at {plane.server}")
+        print(f"export KUBECONFIG={target}")
+        print("press Ctrl-C to stop it")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0

@@ -1,0 +1,64 @@
+"""Every pinned version of a binary the project builds from Go modules, in one place.
+
+Users would download these from the projects' release pages; this machine reaches only the Go module
+proxy, so each is built from its module at the version pinned here and cached under the user's cache
+directory, keyed by that version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GoTool:
+    """A binary built from a package of a published Go module.
+
+    `replace_version` is the version given to modules that the upstream go.mod replaces with a path
+    inside its own repository (Kubernetes' staging modules are published as v0.x.y, etcd's siblings
+    at the same version as the server), since `go build` ignores a dependency's relative replaces.
+    """
+
+    name: str
+    module: str
+    version: str
+    package: str
+    replace_version: str
+    ldflags: tuple[str, ...] = ()
+    extra_replaces: tuple[tuple[str, str, str], ...] = field(default=())
+    tags: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Cache key: a new pin gets a new directory, an old build is never reused by mistake."""
+        return f"{self.name}-{self.version}"
+
+
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.16"
+
+KUBE_APISERVER = GoTool(
+    name="kube-apiserver",
+    module="k8s.io/kubernetes",
+    version=KUBERNETES_VERSION,
+    package="k8s.io/kubernetes/cmd/kube-apiserver",
+    replace_version="v0" + KUBERNETES_VERSION[2:],
+    ldflags=(
+        f"-X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}",
+        f"-X k8s.io/component-base/version.gitMajor={KUBERNETES_VERSION[1:].split('.')[0]}",
+        f"-X k8s.io/component-base/version.gitMinor={KUBERNETES_VERSION.split('.')[1]}",
+        "-X k8s.io/component-base/version.gitTreeState=clean",
+    ),
+)
+
+ETCD = GoTool(
+    name="etcd",
+    module="go.etcd.io/etcd/server/v3",
+    version=ETCD_VERSION,
+    package="go.etcd.io/etcd/server/v3",
+    replace_version=ETCD_VERSION,
+)
+
+CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
+
+ALL_TOOLS = CONTROL_PLANE_TOOLS

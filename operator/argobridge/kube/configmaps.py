@@ -1,0 +1,55 @@
+"""Read and server-side-apply ConfigMap data keys, as the field manager `argobridge`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from argobridge.core.configplan import FIELD_MANAGER, keys_managed_by
+from argobridge.kube.client import core_v1
+from argobridge.kube.errors import KubeError, is_not_found
+
+
+@dataclass(frozen=True)
+class ObservedConfigMap:
+    """What the apiserver holds: `data` (None when the ConfigMap does not exist) and our owned keys."""
+
+    data: dict[str, str] | None
+    managed: set[str]
+    resource_version: str | None
+
+
+def read_config_map(namespace: str, name: str) -> ObservedConfigMap:
+    """The ConfigMap's data and the keys ArgoBridge owns in it; a missing ConfigMap reads as empty."""
+    try:
+        raw = core_v1().read_namespaced_config_map(name, namespace, _preload_content=False)
+    except ApiException as error:
+        if is_not_found(error):
+            return ObservedConfigMap(None, set(), None)
+        raise KubeError(f"reading ConfigMap {namespace}/{name}", error) from None
+    body: dict[str, Any] = json.loads(raw.data)
+    metadata = body.get("metadata") or {}
+    return ObservedConfigMap(
+        data=dict(body.get("data") or {}),
+        managed=keys_managed_by(metadata.get("managedFields")),
+        resource_version=metadata.get("resourceVersion"),
+    )
+
+
+def apply_config_map_data(namespace: str, name: str, data: dict[str, str]) -> None:
+    """Server-side apply exactly `data`: these keys become ours, keys we owned and omit are removed."""
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
+    try:
+        core_v1().patch_namespaced_config_map(
+            name,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+    except ApiException as error:
+        raise KubeError(f"applying ConfigMap {namespace}/{name}", error) from None

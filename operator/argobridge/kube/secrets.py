@@ -1,0 +1,60 @@
+"""Read, add and remove one key of a Secret without touching its other keys.
+
+Values pass through here and nowhere else in clear; no function logs, and errors carry no payload.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from argobridge.core.configplan import FIELD_MANAGER
+from argobridge.kube.client import core_v1
+from argobridge.kube.errors import KubeError, is_not_found
+
+
+def read_secret_key(namespace: str, name: str, key: str) -> str | None:
+    """The decoded value of `key`, or None when the Secret or the key does not exist."""
+    try:
+        raw = core_v1().read_namespaced_secret(name, namespace, _preload_content=False)
+    except ApiException as error:
+        if is_not_found(error):
+            return None
+        raise KubeError(f"reading Secret {namespace}/{name}", error) from None
+    body: dict[str, Any] = json.loads(raw.data)
+    encoded = (body.get("data") or {}).get(key)
+    if encoded is None:
+        return None
+    return base64.b64decode(encoded).decode("utf-8", errors="replace")
+
+
+def apply_secret_key(namespace: str, name: str, key: str, value: str) -> None:
+    """Server-side apply one key: creates the Secret if missing, other keys stay as they are."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: base64.b64encode(value.encode()).decode()},
+    }
+    try:
+        core_v1().patch_namespaced_secret(
+            name, namespace, body, field_manager=FIELD_MANAGER, force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+    except ApiException as error:
+        raise KubeError(f"writing key {key} of Secret {namespace}/{name}", error) from None
+
+
+def remove_secret_key(namespace: str, name: str, key: str) -> bool:
+    """Remove `key` only; True if it was there. A JSON patch, so a concurrent writer is never undone."""
+    patch = [{"op": "remove", "path": "/data/" + key.replace("~", "~0").replace("/", "~1")}]
+    try:
+        core_v1().patch_namespaced_secret(name, namespace, patch, _content_type="application/json-patch+json")
+    except ApiException as error:
+        if is_not_found(error) or error.status == 422:
+            return False  # the Secret or the key is already gone
+        raise KubeError(f"removing key {key} of Secret {namespace}/{name}", error) from None
+    return True

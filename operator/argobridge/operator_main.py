@@ -1,0 +1,42 @@
+"""Start kopf with ArgoBridge's handlers, the way the container and `argobridge run` do."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+
+import kopf
+
+from argobridge.settings import Settings
+
+
+def configure_logging(settings: Settings) -> None:
+    """JSON logs in the deployed operator (one object per line), plain text for people."""
+    log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN
+    kopf.configure(log_format=log_format, verbose=False)
+    # The API client logs request bodies at DEBUG, which would include Secret data: keep it quiet.
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def run_operator(
+    namespaces: Sequence[str] = (),
+    liveness_endpoint: str | None = None,
+    stop_flag: threading.Event | None = None,
+    ready_flag: threading.Event | None = None,
+) -> None:
+    """Run every ArgoBridge handler until stopped (SIGINT/SIGTERM, or `stop_flag` when given)."""
+    import argobridge.handlers  # noqa: F401 - registers the handlers
+
+    configure_logging(Settings.from_env())
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=liveness_endpoint,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+        loop=asyncio.new_event_loop() if threading.current_thread() is not threading.main_thread() else None,
+    )

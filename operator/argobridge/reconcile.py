@@ -1,0 +1,217 @@
+"""One reconcile of a BackstageBridge: gather, decide with the core, write through the edges, report.
+
+Order matters for "never half-applied": the token is made sure of first, because a webhook service
+whose `$key` does not resolve sends the literal text as a bearer token and every delivery fails 401.
+Every write happens only when the core says something differs, so an idle reconcile writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
+from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
+from argobridge.core.render import ARGOCD_URL_CONTEXT, render_notifications_config
+from argobridge.core.spec import (
+    NOTIFICATIONS_CONFIGMAP,
+    BridgeSpec,
+    Flavor,
+    SpecError,
+    TokenDeletionPolicy,
+    parse_bridge_spec,
+)
+from argobridge.core.status import Notice, ReconcileReport, build_status, config_hash, status_patch
+from argobridge.core.token import generate_token, token_problem
+from argobridge.kube import argocd, bridges, configmaps, secrets
+from argobridge.kube.errors import KubeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BridgeRef:
+    """Which bridge, and the parts of its body a reconcile reads."""
+
+    namespace: str
+    name: str
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    created: str
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> BridgeRef:
+        metadata = body.get("metadata") or {}
+        return cls(
+            namespace=str(metadata.get("namespace")),
+            name=str(metadata.get("name")),
+            generation=int(metadata.get("generation") or 0),
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+            created=str(metadata.get("creationTimestamp") or ""),
+        )
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _holds_config(body: Mapping[str, Any]) -> bool:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "ConfigApplied" and c.get("status") == "True" for c in conditions)
+
+
+def _older_bridge(bridge: BridgeRef) -> str | None:
+    """The name of the bridge that owns this namespace's configuration, if it is not this one.
+
+    Two bridges would fight over the same keys. The one already applied wins; otherwise (or if both
+    claim it) the older one, by creation time and then name, so every reconcile agrees on the answer.
+    """
+    def rank(body: Mapping[str, Any]) -> tuple[bool, str, str]:
+        meta = body.get("metadata") or {}
+        return (not _holds_config(body), str(meta.get("creationTimestamp") or ""), str(meta.get("name")))
+
+    this = {"metadata": {"name": bridge.name, "creationTimestamp": bridge.created}, "status": bridge.status}
+    for other in bridges.list_bridges(bridge.namespace):
+        meta = other.get("metadata") or {}
+        if meta.get("name") == bridge.name or meta.get("deletionTimestamp"):
+            continue
+        if rank(other) < rank(this):
+            return str(meta.get("name"))
+    return None
+
+
+def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) -> bool:
+    """Make sure Argo CD's Secret holds a usable token; True when it does."""
+    current = secrets.read_secret_key(bridge.namespace, spec.secret_name, spec.token_key)
+    where = f"key {spec.token_key} of Secret {spec.secret_name}"
+    if current is None:
+        secrets.apply_secret_key(bridge.namespace, spec.secret_name, spec.token_key, generate_token())
+        report.notices.append(Notice("Normal", "TokenGenerated", f"Generated a new Backstage token in {where}"))
+        report.conditions.append(Condition(TOKEN_READY, True, "Generated", f"Token generated in {where}"))
+        return True
+    problem = token_problem(current)
+    if problem:
+        message = (
+            f"The existing token in {where} cannot work: {problem}. Delete that key and ArgoBridge will"
+            " generate a strong one (then give Backstage the new value), or replace it yourself"
+        )
+        report.conditions.append(Condition(TOKEN_READY, False, "InvalidToken", message))
+        report.notices.append(Notice("Warning", "InvalidToken", message))
+        return False
+    report.conditions.append(Condition(TOKEN_READY, True, "Present", f"Token present in {where}"))
+    return True
+
+
+def _apply_config(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) -> None:
+    argocd_url = spec.argocd_url or argocd.read_argocd_url(bridge.namespace)
+    rendered = render_notifications_config(spec, argocd_url)
+    observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
+    previous_url = bridge.status.get("argocdUrl")
+    previous_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
+    plan = plan_config(observed.data, observed.managed, rendered, previous_context)
+    fingerprint = config_hash(plan.data)
+    report.flavor = Flavor.ARGOCD.value
+    report.config_map = NOTIFICATIONS_CONFIGMAP
+    report.argocd_url = argocd_url
+    report.owned_keys = len(rendered.owned)
+    if plan.needs_write:
+        configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
+        summary = ", ".join(
+            f"{label} {', '.join(keys)}"
+            for label, keys in (("added", plan.added), ("changed", plan.changed), ("removed", plan.removed))
+            if keys
+        )
+        report.drift_repaired = bridge.status.get("configHash") == fingerprint
+        if report.drift_repaired:
+            report.notices.append(
+                Notice("Warning", "DriftRepaired", f"Restored keys of {NOTIFICATIONS_CONFIGMAP} edited outside ArgoBridge: {summary}")
+            )
+        else:
+            report.notices.append(Notice("Normal", "ConfigApplied", f"Updated {NOTIFICATIONS_CONFIGMAP}: {summary}"))
+    report.config_hash = fingerprint
+    link_note = "" if argocd_url else (
+        "; no Argo CD URL is known, so notifications carry no link (set spec.argocd.url or `url` in argocd-cm)"
+    )
+    report.conditions.append(
+        Condition(CONFIG_APPLIED, True, "Applied", f"{len(rendered.owned)} keys in {NOTIFICATIONS_CONFIGMAP} are up to date{link_note}")
+    )
+
+
+def reconcile_bridge(body: Mapping[str, Any]) -> ReconcileReport:
+    """Bring Argo CD's configuration in line with one bridge and write its status if it changed."""
+    bridge = BridgeRef.from_body(body)
+    report = ReconcileReport()
+    try:
+        spec = parse_bridge_spec(bridge.spec)
+        if spec.flavor is Flavor.OPENSHIFT_GITOPS:
+            raise SpecError(
+                "spec.argocd.flavor OpenShiftGitOps is not supported by this version yet; the Argo CD operator"
+                " would overwrite argocd-notifications-cm. Use flavor ArgoCD only for a plain Argo CD install"
+            )
+        older = _older_bridge(bridge)
+        if older:
+            message = (
+                f"BackstageBridge {older} already configures Argo CD in namespace {bridge.namespace};"
+                " keep one bridge per namespace and delete this one"
+            )
+            report.conditions += [
+                Condition(CONFIG_APPLIED, False, "Conflict", message),
+                Condition(TOKEN_READY, False, "Conflict", message),
+            ]
+            report.notices.append(Notice("Warning", "Conflict", message))
+        elif _ensure_token(bridge, spec, report):
+            _apply_config(bridge, spec, report)
+        else:
+            report.conditions.append(
+                Condition(CONFIG_APPLIED, False, "WaitingForToken", "Configuration is held back until the token is usable")
+            )
+    except SpecError as error:
+        report.conditions += [
+            Condition(CONFIG_APPLIED, False, "InvalidSpec", str(error)),
+            Condition(TOKEN_READY, False, "InvalidSpec", str(error)),
+        ]
+        report.notices.append(Notice("Warning", "InvalidSpec", str(error)))
+    except ForeignDataError as error:
+        report.conditions.append(Condition(CONFIG_APPLIED, False, "UnreadableConfig", str(error)))
+        report.notices.append(Notice("Warning", "UnreadableConfig", str(error)))
+    except KubeError as error:
+        report.conditions.append(Condition(CONFIG_APPLIED, False, "ApiError", str(error)))
+        report.notices.append(Notice("Warning", "ApiError", str(error)))
+    _write_status(bridge, report)
+    return report
+
+
+def _write_status(bridge: BridgeRef, report: ReconcileReport) -> None:
+    new = build_status(bridge.status, report, bridge.generation, now_rfc3339())
+    patch = status_patch(bridge.status, new)
+    if patch:
+        bridges.patch_bridge_status(bridge.namespace, bridge.name, patch)
+
+
+def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
+    """Take ArgoBridge's keys out of Argo CD's configuration; leave the token unless told otherwise."""
+    bridge = BridgeRef.from_body(body)
+    notices: list[Notice] = []
+    if _older_bridge(bridge):
+        return notices  # this bridge never wrote anything: the older one owns the configuration
+    observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
+    previous_url = bridge.status.get("argocdUrl")
+    our_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
+    plan = plan_removal(observed.data, observed.managed, our_context)
+    if plan.needs_write:
+        configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
+        notices.append(Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}"))
+    try:
+        spec = parse_bridge_spec(bridge.spec)
+    except SpecError:
+        return notices
+    if spec.token_deletion_policy is TokenDeletionPolicy.DELETE and secrets.remove_secret_key(
+        bridge.namespace, spec.secret_name, spec.token_key
+    ):
+        notices.append(Notice("Normal", "TokenDeleted", f"Deleted key {spec.token_key} of Secret {spec.secret_name}"))
+    return notices

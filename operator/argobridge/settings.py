@@ -1,0 +1,22 @@
+"""Operator settings from the environment (prefix ARGOBRIDGE_), read once at startup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs an operator deployment may turn; everything has a production default."""
+
+    resync_seconds: float = 300.0
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            resync_seconds=float(env.get("ARGOBRIDGE_RESYNC_SECONDS", cls.resync_seconds)),
+            log_format=env.get("ARGOBRIDGE_LOG_FORMAT", cls.log_format),
+        )
