@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
+from argobridge.core.render import to_yaml
 from argobridge.core.spec import GROUP, NOTIFICATIONS_CONFIGMAP, PLURAL, VERSION
 from argobridge.kube.crds import MANIFESTS
 
@@ -28,7 +29,7 @@ def cluster_reachable() -> bool:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
         api = client.VersionApi()
         api.get_code(_request_timeout=5)
-    except Exception:  # noqa: BLE001 - any failure means "use a local control plane"
+    except Exception:
         return False
     return True
 
@@ -39,14 +40,22 @@ def apply_sample(namespace: str) -> dict[str, Any]:
 
     core = client.CoreV1Api(api_client())
     core.patch_namespace(
-        namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        field_manager="argobridge-demo", _content_type="application/apply-patch+yaml",
+        namespace,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        field_manager="argobridge-demo",
+        _content_type="application/apply-patch+yaml",
     )
     sample: dict[str, Any] = yaml.safe_load((MANIFESTS / "samples" / "backstagebridge.yaml").read_text())
     sample["metadata"]["namespace"] = namespace
     client.CustomObjectsApi(api_client()).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, sample["metadata"]["name"], sample,
-        field_manager="argobridge-demo", _content_type="application/apply-patch+yaml",
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        sample["metadata"]["name"],
+        sample,
+        field_manager="argobridge-demo",
+        _content_type="application/apply-patch+yaml",
     )
     return sample
 
@@ -71,7 +80,7 @@ def show(namespace: str, body: dict[str, Any]) -> None:
 
     data = read_config_map(namespace, NOTIFICATIONS_CONFIGMAP).data or {}
     print(f"\n=== ConfigMap {namespace}/{NOTIFICATIONS_CONFIGMAP} (written by ArgoBridge)")
-    print(yaml.safe_dump({"data": data}, sort_keys=True, width=1000))
+    print(to_yaml({"data": dict(sorted(data.items()))}))
     print(f"=== BackstageBridge {namespace}/{body.get('metadata', {}).get('name')} status")
     print(yaml.safe_dump({"status": body.get("status")}, sort_keys=False, width=1000))
 
@@ -89,7 +98,10 @@ def run_demo(once: bool = False) -> int:
             print("No reachable cluster in the current kubeconfig: starting a local control plane.", flush=True)
             plane = stack.enter_context(ControlPlane())
             os.environ["KUBECONFIG"] = str(plane.kubeconfig)
-            print(f"Local control plane ready in {plane.startup_seconds:.1f}s; KUBECONFIG={plane.kubeconfig}", flush=True)
+            print(
+                f"Local control plane ready in {plane.startup_seconds:.1f}s; KUBECONFIG={plane.kubeconfig}",
+                flush=True,
+            )
         install_crds()
         stop, ready = threading.Event(), threading.Event()
 

@@ -71,6 +71,7 @@ def _older_bridge(bridge: BridgeRef) -> str | None:
     Two bridges would fight over the same keys. The one already applied wins; otherwise (or if both
     claim it) the older one, by creation time and then name, so every reconcile agrees on the answer.
     """
+
     def rank(body: Mapping[str, Any]) -> tuple[bool, str, str]:
         meta = body.get("metadata") or {}
         return (not _holds_config(body), str(meta.get("creationTimestamp") or ""), str(meta.get("name")))
@@ -129,16 +130,27 @@ def _apply_config(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) 
         report.drift_repaired = bridge.status.get("configHash") == fingerprint
         if report.drift_repaired:
             report.notices.append(
-                Notice("Warning", "DriftRepaired", f"Restored keys of {NOTIFICATIONS_CONFIGMAP} edited outside ArgoBridge: {summary}")
+                Notice(
+                    "Warning",
+                    "DriftRepaired",
+                    f"Restored keys of {NOTIFICATIONS_CONFIGMAP} edited outside ArgoBridge: {summary}",
+                )
             )
         else:
             report.notices.append(Notice("Normal", "ConfigApplied", f"Updated {NOTIFICATIONS_CONFIGMAP}: {summary}"))
     report.config_hash = fingerprint
-    link_note = "" if argocd_url else (
-        "; no Argo CD URL is known, so notifications carry no link (set spec.argocd.url or `url` in argocd-cm)"
+    link_note = (
+        ""
+        if argocd_url
+        else ("; no Argo CD URL is known, so notifications carry no link (set spec.argocd.url or `url` in argocd-cm)")
     )
     report.conditions.append(
-        Condition(CONFIG_APPLIED, True, "Applied", f"{len(rendered.owned)} keys in {NOTIFICATIONS_CONFIGMAP} are up to date{link_note}")
+        Condition(
+            CONFIG_APPLIED,
+            True,
+            "Applied",
+            f"{len(rendered.owned)} keys in {NOTIFICATIONS_CONFIGMAP} are up to date{link_note}",
+        )
     )
 
 
@@ -168,7 +180,12 @@ def reconcile_bridge(body: Mapping[str, Any]) -> ReconcileReport:
             _apply_config(bridge, spec, report)
         else:
             report.conditions.append(
-                Condition(CONFIG_APPLIED, False, "WaitingForToken", "Configuration is held back until the token is usable")
+                Condition(
+                    CONFIG_APPLIED,
+                    False,
+                    "WaitingForToken",
+                    "Configuration is held back until the token is usable",
+                )
             )
     except SpecError as error:
         report.conditions += [
@@ -205,7 +222,9 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
     plan = plan_removal(observed.data, observed.managed, our_context)
     if plan.needs_write:
         configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
-        notices.append(Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}"))
+        notices.append(
+            Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}")
+        )
     try:
         spec = parse_bridge_spec(bridge.spec)
     except SpecError:

@@ -104,7 +104,9 @@ def test_foreign_keys_survive_create_update_and_delete(core, custom, namespace):
         },
     )
     core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}, "stringData": {"slack-token": "xoxb-1"}})
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": "argocd-cm"}, "data": {"url": "https://cd.example.com"}})
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "argocd-cm"}, "data": {"url": "https://cd.example.com"}}
+    )
 
     create_bridge(custom, bridge(namespace))
     wait_ready(custom, namespace)
@@ -152,7 +154,8 @@ def test_token_deletion_policy_delete_removes_only_our_key(core, custom, namespa
 @pytest.mark.usefixtures("operator")
 def test_existing_token_is_adopted_not_replaced(core, custom, namespace):
     core.create_namespaced_secret(
-        namespace, {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "a-token-set-by-hand-123"}}
+        namespace,
+        {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "a-token-set-by-hand-123"}},
     )
     create_bridge(custom, bridge(namespace))
     body = wait_ready(custom, namespace)
@@ -257,10 +260,19 @@ def test_second_bridge_in_a_namespace_is_reported_as_conflict(core, custom, name
         ({"backstage": {}}, "spec.backstage.url"),
         ({"backstage": {"url": "ftp://backstage"}}, "spec.backstage.url"),
         ({"backstage": {"url": BACKSTAGE}, "events": [{"event": "Exploded"}]}, "spec.events[0].event"),
-        ({"backstage": {"url": BACKSTAGE}, "events": [{"event": "Deployed", "severity": "urgent"}]}, "spec.events[0].severity"),
-        ({"backstage": {"url": BACKSTAGE}, "events": [{"event": "Deployed"}, {"event": "Deployed"}]}, "spec.events[1]"),
+        (
+            {"backstage": {"url": BACKSTAGE}, "events": [{"event": "Deployed", "severity": "urgent"}]},
+            "spec.events[0].severity",
+        ),
+        (
+            {"backstage": {"url": BACKSTAGE}, "events": [{"event": "Deployed"}, {"event": "Deployed"}]},
+            "spec.events[1]",
+        ),
         ({"backstage": {"url": BACKSTAGE}, "token": {"key": "backstage.token"}}, "spec.token.key"),
-        ({"backstage": {"url": BACKSTAGE}, "argocd": {"serviceName": "back.stage"}}, "spec.argocd.serviceName"),
+        (
+            {"backstage": {"url": BACKSTAGE}, "argocd": {"serviceName": "back.stage"}},
+            "spec.argocd.serviceName",
+        ),
         ({"backstage": {"url": BACKSTAGE}, "argocd": {"flavor": "Kind"}}, "spec.argocd.flavor"),
         ({"backstage": {"url": BACKSTAGE}, "argocd": {"url": BACKSTAGE}}, "spec.argocd.url"),
     ],

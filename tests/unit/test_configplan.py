@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from argobridge.core.configplan import ForeignDataError, keys_managed_by, merge_context, plan_config, plan_removal
+from argobridge.core.configplan import (
+    ForeignDataError,
+    keys_managed_by,
+    merge_context,
+    plan_config,
+    plan_removal,
+)
 from argobridge.core.render import RenderedConfig
 
-OURS = RenderedConfig(owned={"service.webhook.backstage": "url: x\n", "template.t-backstage": "webhook: {}\n"}, context={"argocdUrl": "https://cd"})
+OURS = RenderedConfig(
+    owned={"service.webhook.backstage": "url: x\n", "template.t-backstage": "webhook: {}\n"},
+    context={"argocdUrl": "https://cd"},
+)
 
 
 def test_fresh_configmap_gets_every_key_added():
@@ -19,7 +28,11 @@ def test_fresh_configmap_gets_every_key_added():
 
 
 def test_up_to_date_configmap_needs_no_write_even_with_other_formatting():
-    current = {**OURS.owned, "context": "{argocdUrl: 'https://cd', environmentName: prod}", "template.mine": "x"}
+    current = {
+        **OURS.owned,
+        "context": "{argocdUrl: 'https://cd', environmentName: prod}",
+        "template.mine": "x",
+    }
     plan = plan_config(current, {*OURS.owned, "context"}, OURS, {"argocdUrl": "https://cd"})
     assert not plan.needs_write
 
@@ -38,7 +51,12 @@ def test_edited_owned_key_is_a_change():
 
 
 def test_key_we_no_longer_render_is_removed_but_foreign_keys_are_not():
-    current = {**OURS.owned, "trigger.old-backstage": "x", "trigger.users": "y", "context": "argocdUrl: https://cd\n"}
+    current = {
+        **OURS.owned,
+        "trigger.old-backstage": "x",
+        "trigger.users": "y",
+        "context": "argocdUrl: https://cd\n",
+    }
     plan = plan_config(current, {*OURS.owned, "trigger.old-backstage", "context"}, OURS, {"argocdUrl": "https://cd"})
     assert plan.removed == ("trigger.old-backstage",)
     assert "trigger.users" not in plan.data  # not ours: not in the apply, and not removed either

@@ -39,6 +39,9 @@ def test_in_tree_replaces_become_published_staging_versions():
 
 
 def test_forbidden_placeholder_replaces_are_dropped():
-    text = wrapper_go_mod(ETCD, "go 1.26.0\nreplace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY\nreplace go.etcd.io/etcd/api/v3 => ../api\n")
+    text = wrapper_go_mod(
+        ETCD,
+        "go 1.26.0\nreplace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY\nreplace go.etcd.io/etcd/api/v3 => ../api\n",
+    )
     assert "FORBIDDEN" not in text
     assert f"go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 {ETCD.version}" in text

@@ -71,7 +71,9 @@ def test_every_trigger_is_guarded_by_the_entity_ref_annotation():
     for key, value in rendered().owned.items():
         if key.startswith("trigger."):
             when = yaml.safe_load(value)[0]["when"]
-            assert when.startswith(f"app.metadata.annotations != nil and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != nil")
+            assert when.startswith(
+                f"app.metadata.annotations != nil and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != nil"
+            )
 
 
 def test_sync_conditions_guard_apps_that_never_synced():
@@ -95,7 +97,7 @@ def test_without_argocd_url_there_is_no_context_entry():
 
 def test_link_is_only_built_when_the_context_has_a_url():
     body = yaml.safe_load(rendered().owned["template.app-sync-failed-backstage"])["webhook"]["backstage"]["body"]
-    assert '{{- with .context.argocdUrl -}}' in body
+    assert "{{- with .context.argocdUrl -}}" in body
     assert '"link"' in body.split("{{- with .context.argocdUrl -}}")[1]
 
 
@@ -103,7 +105,11 @@ def test_severity_and_topic_from_the_spec_reach_the_template():
     result = rendered({"events": [{"event": "SyncFailed", "severity": "critical", "topic": "team.a/failures"}]})
     body = result.owned["template.app-sync-failed-backstage"]
     assert '"severity" "critical"' in body and '"topic" "team.a/failures"' in body
-    assert set(result.owned) == {"service.webhook.backstage", "template.app-sync-failed-backstage", "trigger.on-sync-failed-backstage"}
+    assert set(result.owned) == {
+        "service.webhook.backstage",
+        "template.app-sync-failed-backstage",
+        "trigger.on-sync-failed-backstage",
+    }
 
 
 def test_scope_names_the_app_and_event_so_repeats_refresh_one_notification():
@@ -112,11 +118,13 @@ def test_scope_names_the_app_and_event_so_repeats_refresh_one_notification():
     assert "(trunc 190 $scope) (sha256sum $scope)" in body, "long scopes stay within Backstage's 255"
 
 
-@pytest.mark.parametrize("hostile", ['say "hi"', "back\\slash", "new\nline", "ünïcødé ✓", "{{ .app }}", "x" * 300, "\u2028"])
+@pytest.mark.parametrize(
+    "hostile", ['say "hi"', "back\\slash", "new\nline", "ünïcødé ✓", "{{ .app }}", "x" * 300, "\u2028"]
+)
 def test_go_string_literal_survives_hostile_text(hostile):
     literal = go_string(hostile)
     assert json.loads(literal) == hostile
-    assert "\n" not in literal and "{{" not in literal.replace("{{", "{\\u007b") or "{{" in hostile
+    assert ("\n" not in literal and "{{" not in literal.replace("{{", "{\\u007b")) or "{{" in hostile
     assert literal.isascii()
 
 

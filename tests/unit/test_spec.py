@@ -29,7 +29,9 @@ def test_parsing_never_changes_the_input():
 
 
 def test_backstage_under_a_path_keeps_the_path():
-    spec = parse_bridge_spec({"backstage": {"url": "https://example.com/backstage/", "notificationsPath": "/api/notifications"}})
+    spec = parse_bridge_spec(
+        {"backstage": {"url": "https://example.com/backstage/", "notificationsPath": "/api/notifications"}}
+    )
     assert spec.webhook_url == "https://example.com/backstage/api/notifications"
 
 
@@ -51,12 +53,27 @@ def test_empty_event_list_means_no_events():
         ({"backstage": {"url": "https://b"}, "argocd": {"url": "argocd"}}, "spec.argocd.url"),
         ({"backstage": {"url": "https://b", "notificationsPath": "api"}}, "notificationsPath"),
         ({"backstage": {"url": "https://b"}, "token": {"key": "a.b"}}, "spec.token.key"),
-        ({"backstage": {"url": "https://b"}, "argocd": {"serviceName": "Back.Stage"}}, "spec.argocd.serviceName"),
+        (
+            {"backstage": {"url": "https://b"}, "argocd": {"serviceName": "Back.Stage"}},
+            "spec.argocd.serviceName",
+        ),
         ({"backstage": {"url": "https://b"}, "events": [{"event": "Nope"}]}, "spec.events[0].event"),
-        ({"backstage": {"url": "https://b"}, "events": [{"severity": "low"}]}, "spec.events[0].event is required"),
-        ({"backstage": {"url": "https://b"}, "events": [{"event": "Deployed", "severity": "meh"}]}, "critical, high"),
-        ({"backstage": {"url": "https://b"}, "events": [{"event": "Deployed"}, {"event": "Deployed"}]}, "listed twice"),
-        ({"backstage": {"url": "https://b"}, "subscriptions": {"mode": "All"}}, "Global, Annotations, Manual"),
+        (
+            {"backstage": {"url": "https://b"}, "events": [{"severity": "low"}]},
+            "spec.events[0].event is required",
+        ),
+        (
+            {"backstage": {"url": "https://b"}, "events": [{"event": "Deployed", "severity": "meh"}]},
+            "critical, high",
+        ),
+        (
+            {"backstage": {"url": "https://b"}, "events": [{"event": "Deployed"}, {"event": "Deployed"}]},
+            "listed twice",
+        ),
+        (
+            {"backstage": {"url": "https://b"}, "subscriptions": {"mode": "All"}},
+            "Global, Annotations, Manual",
+        ),
         ({"backstage": "https://b"}, "spec.backstage must be an object"),
     ],
 )

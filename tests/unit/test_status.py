@@ -9,8 +9,14 @@ from argobridge.core.token import generate_token, token_problem
 
 def report(**kwargs):
     base = ReconcileReport(
-        conditions=[Condition("ConfigApplied", True, "Applied", "ok"), Condition("TokenReady", True, "Present", "ok")],
-        flavor="ArgoCD", config_map="argocd-notifications-cm", config_hash="abc", owned_keys=9,
+        conditions=[
+            Condition("ConfigApplied", True, "Applied", "ok"),
+            Condition("TokenReady", True, "Present", "ok"),
+        ],
+        flavor="ArgoCD",
+        config_map="argocd-notifications-cm",
+        config_hash="abc",
+        owned_keys=9,
     )
     for key, value in kwargs.items():
         setattr(base, key, value)
@@ -18,9 +24,16 @@ def report(**kwargs):
 
 
 def test_ready_summarises_the_first_failure():
-    ready = summarise_ready([Condition("ConfigApplied", False, "InvalidSpec", "fix spec.x"), Condition("TokenReady", False, "InvalidSpec", "fix spec.x")])
+    ready = summarise_ready(
+        [
+            Condition("ConfigApplied", False, "InvalidSpec", "fix spec.x"),
+            Condition("TokenReady", False, "InvalidSpec", "fix spec.x"),
+        ]
+    )
     assert (ready.status, ready.reason, ready.message) == (False, "InvalidSpec", "fix spec.x")
-    assert summarise_ready([Condition("ConfigApplied", True, "Applied", ""), Condition("TokenReady", True, "Present", "")]).status
+    assert summarise_ready(
+        [Condition("ConfigApplied", True, "Applied", ""), Condition("TokenReady", True, "Present", "")]
+    ).status
 
 
 def test_transition_time_moves_only_when_status_flips():

@@ -78,6 +78,8 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         ),
         once_per=_ONCE_PER_OPERATION,
         label="deployed",
-        description='printf "Application %s (project %s) is running revision %s and is Healthy." $name $project $revision',
+        description=(
+            'printf "Application %s (project %s) is running revision %s and is Healthy." $name $project $revision'
+        ),
     ),
 }

@@ -73,13 +73,17 @@ def _jinja() -> jinja2.Environment:
 
 def render_webhook_body(definition: EventDefinition, event: EventSpec) -> str:
     """The Go template that builds the JSON body Backstage receives for one event."""
-    return _jinja().get_template("webhook-body.gotmpl.j2").render(
-        entity_ref_annotation=ENTITY_REF_ANNOTATION,
-        event=definition.name.value,
-        label=definition.label,
-        description=definition.description,
-        severity=event.severity.value,
-        topic=event.topic,
+    return (
+        _jinja()
+        .get_template("webhook-body.gotmpl.j2")
+        .render(
+            entity_ref_annotation=ENTITY_REF_ANNOTATION,
+            event=definition.name.value,
+            label=definition.label,
+            description=definition.description,
+            severity=event.severity.value,
+            topic=event.topic,
+        )
     )
 
 
@@ -123,4 +127,3 @@ def render_notifications_config(spec: BridgeSpec, argocd_url: str | None) -> Ren
         owned[f"trigger.{definition.trigger}"] = render_trigger(definition)
     context = {ARGOCD_URL_CONTEXT: argocd_url} if argocd_url else {}
     return RenderedConfig(owned=owned, context=context)
-

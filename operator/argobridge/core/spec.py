@@ -129,9 +129,7 @@ def _enum(enum: type[StrEnum], value: Any, path: str, default: StrEnum) -> Any:
 
 def _events(raw: Any) -> tuple[EventSpec, ...]:
     if raw is None:
-        return tuple(
-            EventSpec(name, DEFAULT_SEVERITIES[name], DEFAULT_TOPICS[name]) for name in DEFAULT_SEVERITIES
-        )
+        return tuple(EventSpec(name, DEFAULT_SEVERITIES[name], DEFAULT_TOPICS[name]) for name in DEFAULT_SEVERITIES)
     if not isinstance(raw, list):
         raise SpecError("spec.events must be a list of {event, severity, topic}")
     seen: set[EventName] = set()
@@ -187,7 +185,10 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
         secret_name=str(token.get("secretName") or DEFAULT_SECRET_NAME),
         token_key=key,
         token_deletion_policy=_enum(
-            TokenDeletionPolicy, token.get("deletionPolicy"), "spec.token.deletionPolicy", TokenDeletionPolicy.RETAIN
+            TokenDeletionPolicy,
+            token.get("deletionPolicy"),
+            "spec.token.deletionPolicy",
+            TokenDeletionPolicy.RETAIN,
         ),
         events=_events(spec.get("events")),
         subscription_mode=_enum(

@@ -75,7 +75,16 @@ def build_status(
 
 
 OWN_STATUS_KEYS = frozenset(
-    {"observedGeneration", "conditions", "flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs"}
+    {
+        "observedGeneration",
+        "conditions",
+        "flavor",
+        "argocdUrl",
+        "configMap",
+        "configHash",
+        "ownedKeys",
+        "driftRepairs",
+    }
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import os
 import secrets
 import shutil
@@ -39,10 +40,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _program(proc: subprocess.Popen[bytes]) -> str:
+    args = proc.args
+    first = args[0] if isinstance(args, list | tuple) else args
+    return Path(str(first)).name
+
+
 def _openssl_service_account_key(path: Path) -> None:
-    subprocess.run(
-        ["openssl", "genrsa", "-out", str(path), "2048"], check=True, capture_output=True
-    )
+    subprocess.run(["openssl", "genrsa", "-out", str(path), "2048"], check=True, capture_output=True)
 
 
 @dataclass
@@ -80,14 +85,21 @@ class ControlPlane:
         self._spawn(
             [
                 str(etcd_bin),
-                "--data-dir", str(self.workdir / "etcd"),
-                "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-                "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-                "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-                "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
+                "--data-dir",
+                str(self.workdir / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer_port}",
+                "--initial-cluster",
+                f"default=http://127.0.0.1:{peer_port}",
                 "--unsafe-no-fsync",
-                "--log-level", "warn",
+                "--log-level",
+                "warn",
             ],
             "etcd.log",
         )
@@ -101,21 +113,34 @@ class ControlPlane:
         self._spawn(
             [
                 str(apiserver_bin),
-                "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
-                "--bind-address", "127.0.0.1",
-                "--advertise-address", "127.0.0.1",
-                "--secure-port", str(self.api_port),
-                "--cert-dir", str(certs),
-                "--token-auth-file", str(self.workdir / "tokens.csv"),
-                "--authorization-mode", "RBAC",
-                "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-                "--service-account-key-file", str(sa_key),
-                "--service-account-signing-key-file", str(sa_key),
-                "--service-cluster-ip-range", "10.0.0.0/24",
-                "--disable-admission-plugins", "ServiceAccount",
+                "--etcd-servers",
+                f"http://127.0.0.1:{etcd_port}",
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(self.api_port),
+                "--cert-dir",
+                str(certs),
+                "--token-auth-file",
+                str(self.workdir / "tokens.csv"),
+                "--authorization-mode",
+                "RBAC",
+                "--service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file",
+                str(sa_key),
+                "--service-account-signing-key-file",
+                str(sa_key),
+                "--service-cluster-ip-range",
+                "10.0.0.0/24",
+                "--disable-admission-plugins",
+                "ServiceAccount",
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
-                "--v", "0",
+                "--v",
+                "0",
             ],
             "kube-apiserver.log",
         )
@@ -133,11 +158,10 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for proc in self.processes:
                 if proc.poll() is not None:
+                    logs = self.logs()
                     self.stop()
-                    raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}; see {self.workdir}\n{self.logs()}")
-            request = urllib.request.Request(
-                f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"}
-            )
+                    raise RuntimeError(f"{_program(proc)} exited with {proc.returncode}:\n{logs}")
+            request = urllib.request.Request(f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"})
             try:
                 with urllib.request.urlopen(request, context=context, timeout=2) as response:
                     if response.status == 200:
@@ -145,8 +169,9 @@ class ControlPlane:
             except (urllib.error.URLError, OSError) as error:
                 last = str(error)
             time.sleep(0.3)
+        logs = self.logs()
         self.stop()
-        raise TimeoutError(f"kube-apiserver not ready after {timeout:.0f}s ({last}); logs in {self.workdir}")
+        raise TimeoutError(f"kube-apiserver not ready after {timeout:.0f}s ({last}):\n{logs}")
 
     def _write_kubeconfig(self) -> None:
         ca = (self.workdir / "certs" / "apiserver.crt").read_bytes()
@@ -215,8 +240,6 @@ def main() -> int:
         print(f"control plane ready in {plane.startup_seconds:.1f}s at {plane.server}")
         print(f"export KUBECONFIG={target}")
         print("press Ctrl-C to stop it")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     return 0

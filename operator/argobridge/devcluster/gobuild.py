@@ -110,16 +110,12 @@ def _log(message: str) -> None:
 
 def _run(args: list[str], cwd: Path, progress: bool = False) -> None:
     """Run a go command; with progress, show each package as it compiles and a count every 100."""
-    proc = subprocess.Popen(
-        args, cwd=cwd, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = subprocess.Popen(args, cwd=cwd, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: list[str] = []
-    count = 0
     started = time.monotonic()
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-40:]
-        count += 1
+    for count, line in enumerate(proc.stdout, start=1):
+        tail = [*tail, line.rstrip()][-40:]
         if progress and count % 100 == 0:
             _log(f"  {count} packages compiled ({time.monotonic() - started:.0f}s), now {line.strip()}")
     if proc.wait() != 0:
@@ -154,7 +150,11 @@ def ensure_built(tool: GoTool) -> Path:
         _log(f"building {tool.name} {tool.version} from {tool.module} (once; cached in {target.parent})")
         info = subprocess.run(
             ["go", "mod", "download", "-json", f"{tool.module}@{tool.version}"],
-            cwd=workdir, env=_go_env(), capture_output=True, text=True, check=True,
+            cwd=workdir,
+            env=_go_env(),
+            capture_output=True,
+            text=True,
+            check=True,
         )
         upstream = Path(json.loads(info.stdout)["GoMod"]).read_text()
         (workdir / "go.mod").write_text(wrapper_go_mod(tool, upstream))

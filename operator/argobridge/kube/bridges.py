@@ -24,7 +24,12 @@ def patch_bridge_status(namespace: str, name: str, status: dict[str, Any]) -> No
     """Merge-patch `status` (lists such as conditions are replaced whole, as intended)."""
     try:
         custom_objects().patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": status},
             _content_type="application/merge-patch+json",
         )
     except ApiException as error:

@@ -41,7 +41,12 @@ def read_config_map(namespace: str, name: str) -> ObservedConfigMap:
 
 def apply_config_map_data(namespace: str, name: str, data: dict[str, str]) -> None:
     """Server-side apply exactly `data`: these keys become ours, keys we owned and omit are removed."""
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data}
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    }
     try:
         core_v1().patch_namespaced_config_map(
             name,

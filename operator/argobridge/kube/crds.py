@@ -33,7 +33,10 @@ def apply_crds(documents: list[dict[str, Any]], timeout: float = 30.0) -> list[s
         name = document["metadata"]["name"]
         try:
             api.patch_custom_resource_definition(
-                name, document, field_manager=FIELD_MANAGER, force=True,
+                name,
+                document,
+                field_manager=FIELD_MANAGER,
+                force=True,
                 _content_type="application/apply-patch+yaml",
             )
         except ApiException as error:

@@ -6,6 +6,7 @@ the status code and the apiserver's own short message are kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from kubernetes.client.exceptions import ApiException
@@ -17,10 +18,8 @@ class KubeError(RuntimeError):
     def __init__(self, action: str, error: ApiException) -> None:
         self.status = int(error.status or 0)
         reason = str(error.reason or "")
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             reason = str(json.loads(error.body or "{}").get("message") or reason)
-        except (ValueError, AttributeError):
-            pass
         super().__init__(f"{action}: HTTP {self.status} {reason[:300]}")
 
 

@@ -41,7 +41,11 @@ def apply_secret_key(namespace: str, name: str, key: str, value: str) -> None:
     }
     try:
         core_v1().patch_namespaced_secret(
-            name, namespace, body, field_manager=FIELD_MANAGER, force=True,
+            name,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
             _content_type="application/apply-patch+yaml",
         )
     except ApiException as error:
