@@ -97,7 +97,7 @@ def binary_path(tool: GoTool) -> Path:
     return cache_root() / "bin" / tool.key / tool.name
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
     env = dict(os.environ)
     # Never fetch a Go toolchain (no such download here) and never touch a workspace around us.
     env.update({"GOTOOLCHAIN": "local", "GOWORK": "off", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"})
@@ -110,7 +110,7 @@ def _log(message: str) -> None:
 
 def _run(args: list[str], cwd: Path, progress: bool = False) -> None:
     """Run a go command; with progress, show each package as it compiles and a count every 100."""
-    proc = subprocess.Popen(args, cwd=cwd, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(args, cwd=cwd, env=go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: list[str] = []
     started = time.monotonic()
@@ -151,7 +151,7 @@ def ensure_built(tool: GoTool) -> Path:
         info = subprocess.run(
             ["go", "mod", "download", "-json", f"{tool.module}@{tool.version}"],
             cwd=workdir,
-            env=_go_env(),
+            env=go_env(),
             capture_output=True,
             text=True,
             check=True,

@@ -59,6 +59,25 @@ ETCD = GoTool(
     replace_version=ETCD_VERSION,
 )
 
+ARGO_CD_VERSION = "v3.5.7"
+
+# The `argocd` multi-call binary; run as `argocd-notifications` it is the notifications controller.
+# Its go.mod replaces the gitops-engine module with an in-tree directory that the module zip does not
+# contain, and the version it requires is not served; the proxy serves three pseudo-versions of that
+# module, and this is the newest one published before the release (it differs from the one before
+# only by a panic guard in resource_ops.go).
+ARGO_CD = GoTool(
+    name="argocd",
+    module="github.com/argoproj/argo-cd/v3",
+    version=ARGO_CD_VERSION,
+    package="github.com/argoproj/argo-cd/v3/cmd",
+    replace_version="v0.0.0-20260914071520-c9c369efcc5b",
+    ldflags=(
+        f"-X github.com/argoproj/argo-cd/v3/common.version={ARGO_CD_VERSION[1:]}",
+        "-X github.com/argoproj/argo-cd/v3/common.kubectlVersion=v0.36.1",
+    ),
+)
+
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
 
-ALL_TOOLS = CONTROL_PLANE_TOOLS
+ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD)
