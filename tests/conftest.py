@@ -17,6 +17,21 @@ from kubernetes import client, config
 
 from argobridge.devcluster.controlplane import ControlPlane
 
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Measurements a test reports; printed in the run's summary (figures, never pass/fail criteria)."""
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -28,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def control_plane() -> Iterator[ControlPlane]:
     plane = ControlPlane()
     plane.start()
-    print(f"\ncontrol plane ready in {plane.startup_seconds:.1f}s at {plane.server}")
+    FIGURES.append(f"local control plane (etcd + kube-apiserver) ready in {plane.startup_seconds:.1f}s")
     os.environ["KUBECONFIG"] = str(plane.kubeconfig)
     config.load_kube_config(config_file=str(plane.kubeconfig))
     # The operator's edges share one cached client; point it at this control plane.
@@ -56,7 +71,7 @@ def operator(crds: list[str]) -> Iterator[Any]:
     os.environ.setdefault("ARGOBRIDGE_RESYNC_SECONDS", "3")
     os.environ.setdefault("ARGOBRIDGE_LOG_FORMAT", "plain")
     with kopf.testing.KopfRunner(
-        ["run", "--standalone", "--all-namespaces", "-m", "argobridge.handlers", "--verbose"],
+        ["run", "--standalone", "--all-namespaces", "-m", "argobridge.handlers"],
         timeout=60,
     ) as runner:
         yield runner

@@ -7,14 +7,18 @@ Every write happens only when the core says something differs, so an idle reconc
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from argobridge import backstage_client
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
+from argobridge.core.probe import probe_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, render_notifications_config
 from argobridge.core.spec import (
     NOTIFICATIONS_CONFIGMAP,
@@ -28,6 +32,7 @@ from argobridge.core.status import Notice, ReconcileReport, build_status, config
 from argobridge.core.token import generate_token, token_problem
 from argobridge.kube import argocd, bridges, configmaps, secrets
 from argobridge.kube.errors import KubeError
+from argobridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +91,16 @@ def _older_bridge(bridge: BridgeRef) -> str | None:
     return None
 
 
-def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) -> bool:
-    """Make sure Argo CD's Secret holds a usable token; True when it does."""
+def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) -> str | None:
+    """Make sure Argo CD's Secret holds a usable token; return it (for the probe only) when it does."""
     current = secrets.read_secret_key(bridge.namespace, spec.secret_name, spec.token_key)
     where = f"key {spec.token_key} of Secret {spec.secret_name}"
     if current is None:
-        secrets.apply_secret_key(bridge.namespace, spec.secret_name, spec.token_key, generate_token())
+        token = generate_token()
+        secrets.apply_secret_key(bridge.namespace, spec.secret_name, spec.token_key, token)
         report.notices.append(Notice("Normal", "TokenGenerated", f"Generated a new Backstage token in {where}"))
         report.conditions.append(Condition(TOKEN_READY, True, "Generated", f"Token generated in {where}"))
-        return True
+        return token
     problem = token_problem(current)
     if problem:
         message = (
@@ -103,9 +109,9 @@ def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) 
         )
         report.conditions.append(Condition(TOKEN_READY, False, "InvalidToken", message))
         report.notices.append(Notice("Warning", "InvalidToken", message))
-        return False
+        return None
     report.conditions.append(Condition(TOKEN_READY, True, "Present", f"Token present in {where}"))
-    return True
+    return current
 
 
 def _apply_config(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) -> None:
@@ -154,6 +160,35 @@ def _apply_config(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) 
     )
 
 
+# Last probe per bridge: (monotonic time, fingerprint of URL and token, resulting condition). Kept in
+# memory, not in status, so that re-probing on schedule writes nothing while the answer is unchanged.
+_probes: dict[tuple[str, str], tuple[float, str, Condition]] = {}
+
+
+def _probe(bridge: BridgeRef, spec: BridgeSpec, token: str) -> Condition:
+    """BackstageReachable, from a fresh probe when due, else from the last one."""
+    key = hashlib.sha256(f"{spec.webhook_url}\n{token}".encode()).hexdigest()[:16]
+    last = _probes.get((bridge.namespace, bridge.name))
+    now = time.monotonic()
+    if last and not probe_due(last[0], last[1], key, now, Settings.from_env().resync_seconds):
+        return last[2]
+    result = backstage_client.probe_create_endpoint(spec.webhook_url, token)
+    condition = probe_condition(result, spec.webhook_url, spec.secret_name, spec.token_key)
+    _probes[(bridge.namespace, bridge.name)] = (now, key, condition)
+    return condition
+
+
+def _changed(status: Mapping[str, Any], condition: Condition) -> bool:
+    """Whether a condition's status or reason differs from what the bridge's status says now."""
+    for item in status.get("conditions") or []:
+        if item.get("type") == condition.type:
+            return bool(
+                item.get("status") != ("True" if condition.status else "False")
+                or item.get("reason") != condition.reason
+            )
+    return True
+
+
 def reconcile_bridge(body: Mapping[str, Any]) -> ReconcileReport:
     """Bring Argo CD's configuration in line with one bridge and write its status if it changed."""
     bridge = BridgeRef.from_body(body)
@@ -176,8 +211,13 @@ def reconcile_bridge(body: Mapping[str, Any]) -> ReconcileReport:
                 Condition(TOKEN_READY, False, "Conflict", message),
             ]
             report.notices.append(Notice("Warning", "Conflict", message))
-        elif _ensure_token(bridge, spec, report):
+        elif token := _ensure_token(bridge, spec, report):
             _apply_config(bridge, spec, report)
+            reachable = _probe(bridge, spec, token)
+            report.conditions.append(reachable)
+            if _changed(bridge.status, reachable):
+                kind = "Normal" if reachable.status else "Warning"
+                report.notices.append(Notice(kind, reachable.reason, reachable.message))
         else:
             report.conditions.append(
                 Condition(

@@ -67,6 +67,7 @@ CORPUS: dict[str, dict[str, Any]] = {
     "several-refs": app(ref="component:default/shop, group:default/team-a ,user:default/bob"),
     "never-synced": app(phase=None),
     "running": app(phase="Running", health="Progressing"),
+    "no-status-at-all": {key: value for key, value in app().items() if key != "status"},
     "no-annotation": app(ref=None),
     "empty-annotation": app(ref=""),
 }
@@ -171,6 +172,7 @@ FIRES = {
     "several-refs": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
     "never-synced": set(),
     "running": set(),
+    "no-status-at-all": set(),
     "no-annotation": set(),
     "empty-annotation": set(),
 }

@@ -79,7 +79,7 @@ def test_every_trigger_is_guarded_by_the_entity_ref_annotation():
 def test_sync_conditions_guard_apps_that_never_synced():
     for definition in CATALOG.values():
         if "operationState.phase" in definition.condition:
-            assert "app.status.operationState != nil and" in definition.condition
+            assert "app.status?.operationState != nil and" in definition.condition
 
 
 def test_values_are_never_pasted_between_quotes():

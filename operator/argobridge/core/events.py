@@ -20,7 +20,10 @@ HAS_ENTITY_REF = (
     f"app.metadata.annotations != nil and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != nil"
     f" and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != ''"
 )
-_OPERATION = "app.status.operationState != nil"
+# `app.status` itself is absent on a freshly created Application: every path into it is guarded with
+# `?.`, or the engine logs "cannot fetch operationState from <nil>" for each such app (seen with the
+# real controller, v3.5).
+_OPERATION = "app.status?.operationState != nil"
 # One firing per sync operation: the start time changes with every operation, also for multi-source
 # applications whose syncResult carries no single revision.
 _ONCE_PER_OPERATION = "app.status.operationState?.startedAt"
@@ -62,7 +65,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         name=EventName.HEALTH_DEGRADED,
         trigger="on-health-degraded-backstage",
         template="app-health-degraded-backstage",
-        condition="app.status.health != nil and app.status.health.status == 'Degraded'",
+        condition="app.status?.health?.status == 'Degraded'",
         # No oncePer: each new transition into Degraded is news, a long degradation is not.
         once_per=None,
         label="health degraded",
@@ -74,7 +77,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         template="app-deployed-backstage",
         condition=(
             f"{_OPERATION} and app.status.operationState.phase in ['Succeeded']"
-            " and app.status.health != nil and app.status.health.status == 'Healthy'"
+            " and app.status.health?.status == 'Healthy'"
         ),
         once_per=_ONCE_PER_OPERATION,
         label="deployed",

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -114,6 +115,7 @@ class BackstageServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
+    database: Path | None = None
     startup_seconds: float = 0.0
 
     @property
@@ -130,7 +132,15 @@ class BackstageServer:
             else:
                 shutil.copy2(source, target)
         started = time.monotonic()
-        env = dict(os.environ, BACKEND_PORT=str(self.port), BACKSTAGE_TOKEN=self.token, NODE_ENV="production")
+        if self.database is None:
+            self.database = Path(tempfile.mkdtemp(prefix="argobridge-backstage-db-"))
+        env = dict(
+            os.environ,
+            BACKEND_PORT=str(self.port),
+            BACKSTAGE_TOKEN=self.token,
+            BACKSTAGE_DB_DIR=str(self.database),
+            NODE_ENV="production",
+        )
         log = open(self.workdir / f"backend-{self.port}.log", "wb")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
             ["node", "index.js"],

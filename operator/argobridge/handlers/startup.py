@@ -22,6 +22,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # Client libraries log every request at INFO/DEBUG; request bodies may carry Secret data.
+    for name in ("kubernetes", "urllib3", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
 

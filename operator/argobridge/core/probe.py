@@ -1,0 +1,70 @@
+"""Judge a probe of Backstage's create endpoint, made with the real token and an invalid body.
+
+An authenticated request with an empty body makes Backstage answer 400 without creating anything, so
+the probe tells "reachable and token accepted" from every failure without notifying anyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argobridge.core.conditions import Condition
+
+BACKSTAGE_REACHABLE = "BackstageReachable"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What came back: an HTTP status, or the kind of transport error (connect, tls, timeout)."""
+
+    status: int | None = None
+    error: str | None = None
+    detail: str = ""
+
+
+def probe_condition(result: ProbeResult, url: str, secret: str, key: str) -> Condition:
+    """The BackstageReachable condition for a probe result, with the fix in the message."""
+    where = f"key {key} of Secret {secret}"
+    if result.error == "tls":
+        return Condition(BACKSTAGE_REACHABLE, False, "TLSError", f"TLS handshake with {url} failed: {result.detail}")
+    if result.error == "timeout":
+        return Condition(BACKSTAGE_REACHABLE, False, "Timeout", f"{url} did not answer in time")
+    if result.error:
+        return Condition(
+            BACKSTAGE_REACHABLE,
+            False,
+            "Unreachable",
+            f"cannot connect to {url} ({result.detail}); check spec.backstage.url and that Argo CD can reach it",
+        )
+    status = result.status or 0
+    if status == 400:
+        return Condition(BACKSTAGE_REACHABLE, True, "TokenAccepted", f"{url} accepts the token in {where}")
+    if status == 401:
+        return Condition(
+            BACKSTAGE_REACHABLE,
+            False,
+            "TokenRejected",
+            f"{url} answered 401: Backstage does not know the token in {where}; add it to"
+            " backend.auth.externalAccess (type static) in Backstage's app-config and restart Backstage",
+        )
+    if status == 403:
+        return Condition(
+            BACKSTAGE_REACHABLE,
+            False,
+            "TokenRestricted",
+            f"{url} answered 403: the token in {where} is restricted to other plugins; allow plugin notifications",
+        )
+    if status == 404:
+        return Condition(
+            BACKSTAGE_REACHABLE,
+            False,
+            "NotFound",
+            f"{url} answered 404: the notifications backend is missing or older than 0.5.0"
+            " (then set spec.backstage.notificationsPath: /api/notifications)",
+        )
+    return Condition(BACKSTAGE_REACHABLE, False, f"HTTP{status}", f"{url} answered {status} to an authenticated probe")
+
+
+def probe_due(last_at: float | None, last_key: str | None, key: str, now: float, interval: float) -> bool:
+    """Probe again when the URL or token changed, or the last probe is older than `interval` seconds."""
+    return last_at is None or last_key != key or now - last_at >= interval

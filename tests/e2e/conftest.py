@@ -1,0 +1,166 @@
+"""End-to-end rig: control plane + ArgoBridge + the real notifications controller + real Backstage.
+
+One Argo CD namespace for the module: the bridge points at a Backstage whose port is chosen first,
+the operator generates the token, and Backstage is started with exactly that token, read from the
+Secret ArgoBridge manages, the way a platform engineer would wire them.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from argobridge.core.spec import GROUP, PLURAL, VERSION
+from argobridge.devcluster.argocd_engine import NotificationsController, argocd_crd_documents
+from argobridge.devcluster.backstage import BackstageServer
+from argobridge.devcluster.controlplane import ControlPlane, free_port
+from argobridge.kube.crds import apply_crds
+from tests.conftest import FIGURES, wait_for
+
+
+@pytest.fixture(scope="session")
+def argocd_crds(control_plane: ControlPlane) -> list[str]:
+    return apply_crds(argocd_crd_documents())
+
+
+class Rig:
+    """Everything a live test touches, with helpers that read like the steps a person takes."""
+
+    def __init__(self, namespace: str, backstage: BackstageServer, controller: NotificationsController) -> None:
+        self.namespace = namespace
+        self.backstage = backstage
+        self.controller = controller
+        self.apps = client.CustomObjectsApi()
+        self.core = client.CoreV1Api()
+
+    def create_app(self, name: str, ref: str | None = "component:default/shop", subscribe: bool = True) -> None:
+        annotations = {}
+        if ref is not None:
+            annotations["backstage.io/entity-ref"] = ref
+        if subscribe:
+            for trigger in ("on-sync-succeeded", "on-sync-failed", "on-health-degraded", "on-deployed"):
+                annotations[f"notifications.argoproj.io/subscribe.{trigger}-backstage.backstage"] = ""
+        body = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
+            "spec": {
+                "project": "default",
+                "source": {"repoURL": "https://git.example.com/shop.git", "path": "deploy", "targetRevision": "HEAD"},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"},
+            },
+        }
+        self.apps.create_namespaced_custom_object("argoproj.io", "v1alpha1", self.namespace, "applications", body)
+
+    def set_status(
+        self, name: str, phase: str | None, health: str, message: str = "", started: str = "", revision: str = "a1b2c3d"
+    ) -> None:
+        """Write status the way Argo CD's application controller does (Application has no status subresource)."""
+        # reconciledAt after finishedAt: the notifications controller skips an app whose sync status is
+        # older than its last operation ("Processing skipped: sync status out of date").
+        status: dict[str, Any] = {
+            "sync": {"status": "Synced", "revision": revision},
+            "health": {"status": health},
+            "reconciledAt": started or None,
+        }
+        if phase is not None:
+            status["operationState"] = {
+                "phase": phase,
+                "message": message,
+                "startedAt": started,
+                "finishedAt": started,
+                "operation": {"sync": {"revision": revision}},
+                "syncResult": {"revision": revision},
+            }
+        self.apps.patch_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", self.namespace, "applications", name, {"status": status}
+        )
+
+    def touch(self, name: str) -> None:
+        """An unrelated change to the app, which makes the controller process it again."""
+        patch = {"metadata": {"labels": {"touched": uuid.uuid4().hex[:8]}}}
+        self.apps.patch_namespaced_custom_object("argoproj.io", "v1alpha1", self.namespace, "applications", name, patch)
+
+    def received(self, user: str, app: str, event: str | None = None) -> list[dict[str, Any]]:
+        prefix = f"argocd/{self.namespace}/{app}/"
+        return [
+            item
+            for item in self.backstage.notifications(user)
+            if (item["payload"].get("scope") or "").startswith(prefix + (event or ""))
+        ]
+
+    def wait_received(self, user: str, app: str, event: str, timeout: float = 60) -> dict[str, Any]:
+        return wait_for(
+            lambda: (found := self.received(user, app, event)) and found[0],
+            timeout=timeout,
+            interval=0.5,
+            what=f"{event} of {app} for {user}",
+        )
+
+    def bridge(self) -> dict[str, Any]:
+        return self.apps.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, "backstage")
+
+    def token(self) -> str:
+        secret = self.core.read_namespaced_secret("argocd-notifications-secret", self.namespace)
+        return base64.b64decode(secret.data["backstage-token"]).decode()
+
+
+@pytest.fixture(scope="module")
+def rig(
+    control_plane: ControlPlane, operator: Any, argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Rig]:
+    core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+    namespace = f"argocd-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    custom.create_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        namespace,
+        "appprojects",
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": "default", "namespace": namespace},
+            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
+        },
+    )
+    port = free_port()
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "BackstageBridge",
+            "metadata": {"name": "backstage", "namespace": namespace},
+            "spec": {"backstage": {"url": f"http://127.0.0.1:{port}"}, "argocd": {"url": "https://argocd.example.com"}},
+        },
+    )
+
+    def token() -> str | None:
+        try:
+            secret = core.read_namespaced_secret("argocd-notifications-secret", namespace)
+        except client.exceptions.ApiException:
+            return None
+        value = (secret.data or {}).get("backstage-token")
+        return base64.b64decode(value).decode() if value else None
+
+    backstage = BackstageServer(token=wait_for(token, what="token generated by ArgoBridge"), port=port).start()
+    FIGURES.append(f"Backstage backend ready (catalog ingested) in {backstage.startup_seconds:.1f}s")
+    controller = NotificationsController(
+        control_plane.kubeconfig, namespace, tmp_path_factory.mktemp("controller") / "controller.log"
+    ).start()
+    try:
+        yield Rig(namespace, backstage, controller)
+    finally:
+        controller.stop()
+        backstage.stop()
+        if backstage.database:
+            shutil.rmtree(backstage.database, ignore_errors=True)
