@@ -1,6 +1,7 @@
 # ArgoBridge developer entry points. `make help` lists them.
-# Everything installs itself: Python packages into .venv (pinned in pyproject.toml), Go-built binaries
-# (kube-apiserver, etcd; pinned in operator/argobridge/devcluster/versions.py) into ~/.cache/argobridge.
+# Everything installs itself: Python packages into .venv (pinned in pyproject.toml); Go-built binaries
+# (kube-apiserver, etcd, argocd; pinned in operator/argobridge/devcluster/versions.py) and the Backstage
+# test backend (npm, pinned by tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,10 +9,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run test unit integration lint render dev-cluster clean
+.PHONY: help install tools test-tools run test unit contract integration e2e lint render dev-cluster clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,17 +24,26 @@ install: $(STAMP) ## Create .venv with the operator and the pinned dev tools
 tools: install ## Build the pinned Go binaries once (cached under ~/.cache/argobridge)
 	$(BIN)/argobridge build-tools
 
+test-tools: tools ## Also install the Backstage test backend (npm ci, once; cached under ~/.cache/argobridge)
+	$(BIN)/argobridge install-backstage
+
 run: tools ## Run the operator with a sample bridge (current kubeconfig, or a local control plane)
 	$(BIN)/argobridge demo
 
-test: tools lint ## Lint, then the whole suite: unit and integration against a real control plane
+test: test-tools lint ## Lint, then the whole suite: unit, engine contract, integration, end to end
 	$(BIN)/pytest -p no:cacheprovider -ra
 
 unit: install ## Unit tests only (no cluster)
 	$(BIN)/pytest -p no:cacheprovider tests/unit
 
-integration: tools ## Integration tests only (real kube-apiserver and etcd)
+contract: tools ## Every rendered template and trigger through the real Argo CD engine, offline
+	$(BIN)/pytest -p no:cacheprovider tests/contract
+
+integration: tools ## Integration tests only (real kube-apiserver and etcd, the operator running)
 	$(BIN)/pytest -p no:cacheprovider tests/integration
+
+e2e: test-tools ## Live end-to-end tests: operator + notifications controller + Backstage
+	$(BIN)/pytest -p no:cacheprovider -ra tests/e2e
 
 lint: install ## ruff, and mypy --strict on the pure core
 	$(BIN)/ruff check operator tests

@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("install-crds", help="apply the CRDs to the current cluster")
     commands.add_parser("dev-cluster", help="start a local control plane and write its kubeconfig")
     commands.add_parser("build-tools", help="build (or find cached) the pinned Go binaries")
+    commands.add_parser("install-backstage", help="install (or find cached) the Backstage test backend")
 
     args, _ = parser.parse_known_args(argv)
     if args.command == "render":
@@ -99,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from argobridge.devcluster.gobuild import main as build
 
         return build([])
+    if args.command == "install-backstage":
+        from argobridge.devcluster.backstage import ensure_installed
+
+        print(ensure_installed())
+        return 0
     return 2
 
 
