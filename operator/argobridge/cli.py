@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from argobridge.core.configplan import merge_context
-from argobridge.core.render import CONTEXT_KEY, render_notifications_config, to_yaml
+from argobridge.core.configplan import merge_context, merge_subscriptions
+from argobridge.core.render import CONTEXT_KEY, SUBSCRIPTIONS_KEY, render_notifications_config, to_yaml
 from argobridge.core.spec import KIND, NOTIFICATIONS_CONFIGMAP, SpecError, parse_bridge_spec
 
 
@@ -33,6 +33,9 @@ def render_command(path: str, argocd_url: str | None) -> int:
         context = merge_context(None, rendered.context, {})
         if context:
             data[CONTEXT_KEY] = context
+        subscriptions = merge_subscriptions(None, rendered.subscriptions, rendered.service, rendered.triggers)
+        if subscriptions:
+            data[SUBSCRIPTIONS_KEY] = subscriptions
         namespace = (document.get("metadata") or {}).get("namespace", "argocd")
         manifest: dict[str, Any] = {
             "apiVersion": "v1",
@@ -41,7 +44,7 @@ def render_command(path: str, argocd_url: str | None) -> int:
             "data": data,
         }
         print("# Keys ArgoBridge owns in this ConfigMap; other keys are left as they are.")
-        print("# `context` is shared: only the entries shown here are ArgoBridge's.")
+        print("# `context` and `subscriptions` are shared: only the entries shown here are ArgoBridge's.")
         print("---")
         print(to_yaml(manifest), end="")
     return 0

@@ -19,7 +19,7 @@ from argobridge import backstage_client
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
 from argobridge.core.probe import probe_condition, probe_due
-from argobridge.core.render import ARGOCD_URL_CONTEXT, render_notifications_config
+from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
 from argobridge.core.spec import (
     NOTIFICATIONS_CONFIGMAP,
     BridgeSpec,
@@ -259,15 +259,18 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
     observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
     previous_url = bridge.status.get("argocdUrl")
     our_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
-    plan = plan_removal(observed.data, observed.managed, our_context)
+    try:
+        spec = parse_bridge_spec(bridge.spec)
+    except SpecError:
+        spec = None
+    rendered = render_notifications_config(spec, None) if spec else RenderedConfig(owned={}, context={})
+    plan = plan_removal(observed.data, observed.managed, rendered, our_context)
     if plan.needs_write:
         configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
         notices.append(
             Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}")
         )
-    try:
-        spec = parse_bridge_spec(bridge.spec)
-    except SpecError:
+    if spec is None:
         return notices
     if spec.token_deletion_policy is TokenDeletionPolicy.DELETE and secrets.remove_secret_key(
         bridge.namespace, spec.secret_name, spec.token_key

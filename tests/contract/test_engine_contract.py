@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +24,10 @@ ARGOCD_URL = "https://argocd.example.com"
 HOSTILE_MESSAGE = 'one or more objects failed to apply, reason: "quoted" \\ backslash\nsecond line\t{{ .app }} "}'
 
 
+def ago(minutes: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def app(
     name: str = "shop",
     *,
@@ -31,8 +36,10 @@ def app(
     ref: str | None = "component:default/shop",
     message: str = "successfully synced",
     namespace: str = "argocd",
-    started: str = "2026-11-23T10:00:00Z",
+    started: str | None = None,
+    health_changed: str | None = None,
 ) -> dict[str, Any]:
+    started = started or ago(minutes=1)
     body: dict[str, Any] = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -41,7 +48,10 @@ def app(
             "project": "default",
             "destination": {"namespace": "shop", "server": "https://kubernetes.default.svc"},
         },
-        "status": {"sync": {"status": "Synced"}, "health": {"status": health}},
+        "status": {
+            "sync": {"status": "Synced"},
+            "health": {"status": health, "lastTransitionTime": health_changed or started},
+        },
     }
     if ref is not None:
         body["metadata"]["annotations"] = {"backstage.io/entity-ref": ref}
@@ -68,6 +78,12 @@ CORPUS: dict[str, dict[str, Any]] = {
     "never-synced": app(phase=None),
     "running": app(phase="Running", health="Progressing"),
     "no-status-at-all": {key: value for key, value in app().items() if key != "status"},
+    "old-sync-when-enabled": app(started=ago(minutes=60)),
+    "old-degradation": app(health="Degraded", started=ago(minutes=60)),
+    "slow-rollout": app(started=ago(minutes=30), health_changed=ago(minutes=1)),
+    "mixed-case-ref": app(ref="Component:Default/Shop"),
+    "ref-without-namespace": app(ref="component:shop"),
+    "ref-without-kind": app(ref="shop"),
     "no-annotation": app(ref=None),
     "empty-annotation": app(ref=""),
 }
@@ -100,7 +116,30 @@ def sent_body(engine: OfflineEngine, event: EventName, application: dict[str, An
     return body
 
 
-@pytest.mark.parametrize("case", [name for name in CORPUS if name not in {"no-annotation", "empty-annotation"}])
+# Which trigger fires for which Application: the whole truth table of the default events.
+FIRES = {
+    "healthy": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "degraded": {EventName.SYNC_SUCCEEDED, EventName.HEALTH_DEGRADED},
+    "failed-hostile-message": {EventName.SYNC_FAILED, EventName.HEALTH_DEGRADED},
+    "error-phase": {EventName.SYNC_FAILED},
+    "unicode": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "very-long": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "several-refs": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "never-synced": set(),
+    "running": set(),
+    "no-status-at-all": set(),
+    "old-sync-when-enabled": set(),
+    "old-degradation": set(),
+    "slow-rollout": {EventName.DEPLOYED},
+    "mixed-case-ref": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "ref-without-namespace": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "ref-without-kind": set(),
+    "no-annotation": set(),
+    "empty-annotation": set(),
+}
+
+
+@pytest.mark.parametrize("case", [name for name, fires in FIRES.items() if fires])
 @pytest.mark.parametrize("event", list(EventName))
 def test_every_body_is_valid_json_backstage_accepts(engine, event, case):
     body = sent_body(engine, event, CORPUS[case])
@@ -143,6 +182,15 @@ def test_very_long_names_keep_title_and_scope_within_limits_and_distinct(engine)
     assert long_a["payload"]["scope"] != long_b["payload"]["scope"], "truncation must not merge two apps' scopes"
 
 
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [("mixed-case-ref", "component:default/shop"), ("ref-without-namespace", "component:default/shop")],
+)
+def test_refs_are_delivered_in_canonical_form(engine, case, expected):
+    body = sent_body(engine, EventName.DEPLOYED, CORPUS[case])
+    assert body["recipients"]["entityRef"] == expected
+
+
 def test_unicode_survives(engine):
     body = sent_body(engine, EventName.SYNC_SUCCEEDED, CORPUS["unicode"])
     assert body["payload"]["title"] == "boutique-ünïcødé-✓: sync succeeded"
@@ -159,23 +207,6 @@ def test_unicode_survives(engine):
         },
     )
     assert "déploiement réussi 🚀 “quotes”" in failed["payload"]["description"]
-
-
-# Which trigger fires for which Application: the whole truth table of the default events.
-FIRES = {
-    "healthy": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "degraded": {EventName.SYNC_SUCCEEDED, EventName.HEALTH_DEGRADED},
-    "failed-hostile-message": {EventName.SYNC_FAILED, EventName.HEALTH_DEGRADED},
-    "error-phase": {EventName.SYNC_FAILED},
-    "unicode": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "very-long": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "several-refs": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "never-synced": set(),
-    "running": set(),
-    "no-status-at-all": set(),
-    "no-annotation": set(),
-    "empty-annotation": set(),
-}
 
 
 @pytest.mark.parametrize("case", list(FIRES))

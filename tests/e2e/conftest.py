@@ -66,7 +66,7 @@ class Rig:
         # older than its last operation ("Processing skipped: sync status out of date").
         status: dict[str, Any] = {
             "sync": {"status": "Synced", "revision": revision},
-            "health": {"status": health},
+            "health": {"status": health, "lastTransitionTime": started or None},
             "reconciledAt": started or None,
         }
         if phase is not None:

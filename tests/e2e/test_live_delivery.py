@@ -10,7 +10,7 @@ import base64
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tests.conftest import wait_for
 from tests.e2e.conftest import Rig
@@ -70,9 +70,9 @@ def test_failed_sync_with_hostile_message_and_degraded_health_arrive(rig: Rig):
 def test_same_event_again_refreshes_one_notification(rig: Rig):
     rig.create_app("shop-again")
     time.sleep(1)
-    rig.set_status("shop-again", "Succeeded", "Healthy", "first", started="2026-11-23T10:00:00Z", revision="rev-1")
+    rig.set_status("shop-again", "Succeeded", "Healthy", "first", started=ago(minutes=2), revision="rev-1")
     first = rig.wait_received("alice", "shop-again", "SyncSucceeded")
-    rig.set_status("shop-again", "Succeeded", "Healthy", "second", started="2026-11-23T10:05:00Z", revision="rev-2")
+    rig.set_status("shop-again", "Succeeded", "Healthy", "second", started=now(), revision="rev-2")
 
     def refreshed():
         found = rig.received("alice", "shop-again", "SyncSucceeded")
@@ -194,3 +194,40 @@ def test_twenty_events_each_arrive_once_and_latency_is_reported(rig: Rig, figure
     )
     for index in range(20):
         assert len(rig.received("alice", f"lat-{index:02d}", "SyncFailed")) == 1
+
+
+def ago(minutes: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_global_mode_delivers_without_any_annotation_but_the_ref(rig: Rig):
+    rig.create_app("shop-global", subscribe=False)
+    time.sleep(1)
+    rig.set_status("shop-global", "Failed", "Degraded", "global", started=now())
+    failed = rig.wait_received("alice", "shop-global", "SyncFailed")
+    assert failed["payload"]["description"].endswith("global")
+
+
+def test_mixed_case_ref_without_namespace_still_reaches_the_owning_team(rig: Rig):
+    rig.create_app("shop-case", ref="Component:Shop", subscribe=False)
+    time.sleep(1)
+    rig.set_status("shop-case", "Failed", "Healthy", "case", started=now())
+    assert rig.wait_received("alice", "shop-case", "SyncFailed")["payload"]["title"] == "shop-case: sync failed"
+
+
+def test_fifty_healthy_apps_met_for_the_first_time_stay_quiet_and_a_new_sync_arrives(rig: Rig, figures: list[str]):
+    """What enabling ArgoBridge over a busy cluster looks like to the engine: apps whose events are old."""
+    for index in range(50):
+        name = f"old-{index:02d}"
+        rig.create_app(name, subscribe=False)
+        rig.set_status(name, "Succeeded", "Healthy", "long ago", started=ago(minutes=90))
+    rig.create_app("old-marker", subscribe=False)
+    rig.set_status("old-marker", "Failed", "Healthy", "fresh", started=now())
+    rig.wait_received("alice", "old-marker", "SyncFailed")
+    time.sleep(3)
+    old = [item for item in rig.backstage.notifications("alice") if "/old-" in (item["payload"].get("scope") or "")]
+    assert [item["payload"]["scope"] for item in old] == [f"argocd/{rig.namespace}/old-marker/SyncFailed"]
+    figures.append("50 already-healthy Applications met by a subscribed engine: 0 notifications sent")
+
+    rig.set_status("old-07", "Succeeded", "Healthy", "a new sync", started=now(), revision="new-rev")
+    assert "new-rev" in rig.wait_received("alice", "old-07", "SyncSucceeded")["payload"]["description"]

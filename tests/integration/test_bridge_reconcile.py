@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from argobridge.core.configplan import plan_config
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import GROUP, PLURAL, VERSION, parse_bridge_spec
 from argobridge.reconcile import reconcile_bridge
@@ -64,8 +66,9 @@ def cm_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
 
 
 def expected_keys(namespace: str, **spec: Any) -> dict[str, str]:
+    """Everything a bridge writes into an empty ConfigMap: its own keys and its subscription entry."""
     rendered = render_notifications_config(parse_bridge_spec(bridge(namespace, **spec)["spec"]), None)
-    return rendered.owned
+    return plan_config(None, set(), rendered, {}).data
 
 
 def secret_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
@@ -284,3 +287,23 @@ def test_invalid_bridge_is_rejected_at_apply_time_naming_the_field(custom, crds,
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     assert raised.value.status == 422
     assert field in raised.value.body, raised.value.body
+
+
+@pytest.mark.usefixtures("operator")
+def test_users_subscriptions_survive_and_manual_mode_takes_ours_out(core, custom, namespace):
+    users = "- recipients: [slack:ops]\n  triggers: [on-sync-failed]\n"
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": CM}, "data": {"subscriptions": users}})
+    create_bridge(custom, bridge(namespace, subscriptions={"selector": {"matchLabels": {"team": "shop"}}}))
+    wait_ready(custom, namespace)
+    entries = yaml.safe_load(cm_data(core, namespace)["subscriptions"])
+    assert entries[0] == {"recipients": ["slack:ops"], "triggers": ["on-sync-failed"]}
+    assert entries[1]["recipients"] == ["backstage"] and entries[1]["selector"] == "team=shop"
+    assert len(entries) == 2
+
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "backstage", {"spec": {"subscriptions": {"mode": "Manual"}}}
+    )
+    wait_for(
+        lambda: yaml.safe_load(cm_data(core, namespace)["subscriptions"]) == [yaml.safe_load(users)[0]],
+        what="only the user's subscription left",
+    )

@@ -81,14 +81,14 @@ def test_unreadable_context_is_never_overwritten():
 
 def test_removal_keeps_users_context_and_drops_ours():
     current = {**OURS.owned, "context": "argocdUrl: https://cd\nenvironmentName: prod\n", "x": "y"}
-    plan = plan_removal(current, {*OURS.owned, "context"}, {"argocdUrl": "https://cd"})
+    plan = plan_removal(current, {*OURS.owned, "context"}, OURS, {"argocdUrl": "https://cd"})
     assert plan.data == {"context": "environmentName: prod\n"}
     assert set(plan.removed) == set(OURS.owned)
 
 
 def test_removal_of_context_that_held_only_our_entry_removes_the_key():
     current = {**OURS.owned, "context": "argocdUrl: https://cd\n"}
-    plan = plan_removal(current, {*OURS.owned, "context"}, {"argocdUrl": "https://cd"})
+    plan = plan_removal(current, {*OURS.owned, "context"}, OURS, {"argocdUrl": "https://cd"})
     assert plan.data == {} and "context" in plan.removed
 
 
@@ -104,3 +104,48 @@ def test_keys_managed_by_reads_only_our_apply_entries():
     ]
     assert keys_managed_by(fields) == {"a", "b"}
     assert keys_managed_by(None) == set()
+
+
+SUBSCRIBED = RenderedConfig(
+    owned=OURS.owned,
+    context={},
+    subscriptions=({"recipients": ["backstage"], "triggers": ["on-deployed-backstage"]},),
+)
+USERS_SUBSCRIPTION = {"recipients": ["slack:ops"], "triggers": ["on-sync-failed"]}
+
+
+def test_global_subscription_is_added_after_users_entries():
+    current = {"subscriptions": yaml.safe_dump([USERS_SUBSCRIPTION])}
+    plan = plan_config(current, set(), SUBSCRIBED, {})
+    assert yaml.safe_load(plan.data["subscriptions"]) == [USERS_SUBSCRIPTION, *SUBSCRIBED.subscriptions]
+    assert "subscriptions" in plan.changed
+
+
+def test_our_subscription_is_replaced_not_duplicated():
+    stale = {"recipients": ["backstage"], "triggers": ["on-sync-failed-backstage", "on-deployed-backstage"]}
+    current = {**OURS.owned, "subscriptions": yaml.safe_dump([stale, USERS_SUBSCRIPTION])}
+    plan = plan_config(current, {*OURS.owned, "subscriptions"}, SUBSCRIBED, {})
+    assert yaml.safe_load(plan.data["subscriptions"]) == [USERS_SUBSCRIPTION, *SUBSCRIBED.subscriptions]
+
+
+def test_up_to_date_subscriptions_need_no_write():
+    current = {**OURS.owned, "subscriptions": yaml.safe_dump([USERS_SUBSCRIPTION, *SUBSCRIBED.subscriptions])}
+    assert not plan_config(current, {*OURS.owned, "subscriptions"}, SUBSCRIBED, {}).needs_write
+
+
+def test_users_entry_naming_our_service_with_their_own_trigger_is_theirs():
+    theirs = {"recipients": ["backstage"], "triggers": ["on-sync-failed"]}  # the manual guide's mistake
+    current = {"subscriptions": yaml.safe_dump([theirs])}
+    plan = plan_config(current, set(), SUBSCRIBED, {})
+    assert yaml.safe_load(plan.data["subscriptions"])[0] == theirs
+
+
+def test_removal_takes_only_our_subscription_out():
+    current = {**OURS.owned, "subscriptions": yaml.safe_dump([USERS_SUBSCRIPTION, *SUBSCRIBED.subscriptions])}
+    plan = plan_removal(current, {*OURS.owned, "subscriptions"}, SUBSCRIBED, {})
+    assert yaml.safe_load(plan.data["subscriptions"]) == [USERS_SUBSCRIPTION]
+
+
+def test_unreadable_subscriptions_are_never_overwritten():
+    with pytest.raises(ForeignDataError, match="subscriptions"):
+        plan_config({"subscriptions": "recipients: [x]"}, set(), SUBSCRIBED, {})

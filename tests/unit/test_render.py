@@ -136,3 +136,27 @@ def test_go_string_is_always_a_single_line_ascii_literal(text):
 
 def test_rendering_is_deterministic():
     assert rendered() == rendered()
+
+
+def test_global_mode_subscribes_every_enabled_trigger_to_our_service():
+    result = rendered({"events": [{"event": "SyncFailed"}, {"event": "Deployed"}]})
+    assert result.subscriptions == (
+        {"recipients": ["backstage"], "triggers": ["on-sync-failed-backstage", "on-deployed-backstage"]},
+    )
+
+
+def test_global_selector_becomes_the_engines_label_selector():
+    result = rendered({"subscriptions": {"selector": {"matchLabels": {"team": "a", "env": "prod"}}}})
+    assert result.subscriptions[0]["selector"] == "env=prod,team=a"
+
+
+@pytest.mark.parametrize("mode", ["Annotations", "Manual"])
+def test_other_modes_write_no_global_subscription(mode):
+    assert rendered({"subscriptions": {"mode": mode}}).subscriptions == ()
+
+
+def test_triggers_only_fire_for_recent_events():
+    result = rendered({"eventWindowMinutes": 30})
+    for key, value in result.owned.items():
+        if key.startswith("trigger."):
+            assert ").Minutes() < 30" in yaml.safe_load(value)[0]["when"]

@@ -7,13 +7,13 @@ no write, so the decision compares meaning (parsed `context`), not formatting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from argobridge.core.render import CONTEXT_KEY, RenderedConfig, to_yaml
+from argobridge.core.render import CONTEXT_KEY, SUBSCRIPTIONS_KEY, RenderedConfig, to_yaml
 
 FIELD_MANAGER = "argobridge"
 
@@ -84,8 +84,96 @@ def merge_context(existing: str | None, ours: Mapping[str, str], drop: Mapping[s
     return to_yaml(current) if current else None
 
 
-def _context_holds(current: Mapping[str, Any], ours: Mapping[str, str]) -> bool:
-    return all(current.get(key) == value for key, value in ours.items())
+def parse_subscriptions(value: str | None) -> list[Any]:
+    """The shared `subscriptions` list; raises if a user left it unreadable."""
+    if not value:
+        return []
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise ForeignDataError(
+            f"the `{SUBSCRIPTIONS_KEY}` key of the notifications ConfigMap is not valid YAML"
+            f" ({error.__class__.__name__}); fix or remove it, ArgoBridge will not overwrite it"
+        ) from None
+    if parsed is None:
+        return []
+    if not isinstance(parsed, list):
+        raise ForeignDataError(
+            f"the `{SUBSCRIPTIONS_KEY}` key of the notifications ConfigMap is not a list of subscriptions;"
+            " fix or remove it, ArgoBridge will not overwrite it"
+        )
+    return parsed
+
+
+def is_our_subscription(entry: Any, service: str, triggers: frozenset[str]) -> bool:
+    """An entry that sends only ArgoBridge's triggers to ArgoBridge's service is ArgoBridge's."""
+    if not isinstance(entry, Mapping):
+        return False
+    entry_triggers = entry.get("triggers") or []
+    return (
+        entry.get("recipients") == [service]
+        and bool(entry_triggers)
+        and all(trigger in triggers for trigger in entry_triggers)
+    )
+
+
+def merge_subscriptions(
+    existing: str | None, ours: Sequence[Mapping[str, Any]], service: str, triggers: frozenset[str]
+) -> str | None:
+    """Users' subscriptions kept in order, ours (if any) replaced or appended; None if nothing is left."""
+    kept = [entry for entry in parse_subscriptions(existing) if not is_our_subscription(entry, service, triggers)]
+    merged = [*kept, *(dict(entry) for entry in ours)]
+    return to_yaml(merged) if merged else None
+
+
+@dataclass(frozen=True)
+class SharedKey:
+    """A key ArgoBridge shares with users: how to merge our part in, and how to compare by meaning."""
+
+    key: str
+    merge: Callable[[str | None], str | None]
+    parse: Callable[[str | None], Any]
+
+
+def shared_keys(
+    rendered: RenderedConfig, previous_context: Mapping[str, str], removing: bool = False
+) -> tuple[SharedKey, ...]:
+    """The shared keys with our contributions (none when the bridge is being removed)."""
+    context = {} if removing else rendered.context
+    subscriptions = () if removing else rendered.subscriptions
+    return (
+        SharedKey(CONTEXT_KEY, lambda text: merge_context(text, context, previous_context), parse_context),
+        SharedKey(
+            SUBSCRIPTIONS_KEY,
+            lambda text: merge_subscriptions(text, subscriptions, rendered.service, rendered.triggers),
+            parse_subscriptions,
+        ),
+    )
+
+
+def _plan(
+    current: Mapping[str, str], managed: set[str], owned: Mapping[str, str], shared: Sequence[SharedKey]
+) -> ConfigPlan:
+    data = dict(owned)
+    added = [key for key in data if key not in current]
+    changed = [key for key in data if key in current and current[key] != data[key]]
+    for item in shared:
+        existing = current.get(item.key)
+        merged = item.merge(existing)
+        dirty = item.parse(merged) != item.parse(existing)
+        # Include the key when it must change, or when we own it (left out, the apiserver would drop it).
+        if merged is not None and (dirty or item.key in managed):
+            data[item.key] = merged
+        if dirty and merged is not None:
+            (changed if item.key in current else added).append(item.key)
+    removed = sorted(key for key in managed if key not in data and key in current)
+    return ConfigPlan(
+        data=data,
+        added=tuple(sorted(added)),
+        changed=tuple(sorted(changed)),
+        removed=tuple(removed),
+        owned_keys=tuple(sorted(owned)),
+    )
 
 
 def plan_config(
@@ -100,43 +188,11 @@ def plan_config(
     apiserver); `previous_context` is what we last set in `context`, so an entry we stop rendering is
     taken back out if it still holds our value.
     """
-    current = current or {}
-    data = dict(rendered.owned)
-    added = sorted(key for key in data if key not in current)
-    changed = sorted(key for key in data if key in current and current[key] != data[key])
-
-    current_context = parse_context(current.get(CONTEXT_KEY))
-    stale_context = {
-        key: value
-        for key, value in previous_context.items()
-        if key not in rendered.context and current_context.get(key) == value
-    }
-    context_dirty = not _context_holds(current_context, rendered.context) or bool(stale_context)
-    if rendered.context or CONTEXT_KEY in managed or context_dirty:
-        merged = merge_context(current.get(CONTEXT_KEY), rendered.context, previous_context)
-        if merged is not None:
-            data[CONTEXT_KEY] = merged
-        if context_dirty:
-            (changed if CONTEXT_KEY in current else added).append(CONTEXT_KEY)
-    removed = sorted(key for key in managed if key not in data and key in current)
-    return ConfigPlan(
-        data=data,
-        added=tuple(sorted(added)),
-        changed=tuple(sorted(changed)),
-        removed=tuple(removed),
-        owned_keys=tuple(sorted(rendered.owned)),
-    )
+    return _plan(current or {}, managed, rendered.owned, shared_keys(rendered, previous_context))
 
 
-def plan_removal(current: Mapping[str, str] | None, managed: set[str], our_context: Mapping[str, str]) -> ConfigPlan:
-    """What to apply when the bridge goes away: no owned keys, `context` without our entries."""
-    current = current or {}
-    data: dict[str, str] = {}
-    remainder = merge_context(current.get(CONTEXT_KEY), {}, our_context) if CONTEXT_KEY in managed else None
-    changed: list[str] = []
-    if remainder is not None:
-        data[CONTEXT_KEY] = remainder
-        if parse_context(remainder) != parse_context(current.get(CONTEXT_KEY)):
-            changed.append(CONTEXT_KEY)
-    removed = sorted(key for key in managed if key not in data and key in current)
-    return ConfigPlan(data=data, changed=tuple(changed), removed=tuple(removed))
+def plan_removal(
+    current: Mapping[str, str] | None, managed: set[str], rendered: RenderedConfig, our_context: Mapping[str, str]
+) -> ConfigPlan:
+    """What to apply when the bridge goes away: no owned keys, shared keys without our entries."""
+    return _plan(current or {}, managed, {}, shared_keys(rendered, our_context, removing=True))

@@ -7,7 +7,7 @@ whose templates have no webhook body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from argobridge.core.spec import EventName
@@ -16,9 +16,10 @@ ENTITY_REF_ANNOTATION = "backstage.io/entity-ref"
 
 # An Application without the annotation must never fire: there would be nobody to notify and the body
 # would carry an empty recipient. Written with plain `!= nil` checks, which short-circuit under `and`.
+# A ref without a kind (no ':') cannot be delivered, so an annotation with none such never fires either.
 HAS_ENTITY_REF = (
     f"app.metadata.annotations != nil and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != nil"
-    f" and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != ''"
+    f" and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] contains ':'"
 )
 # `app.status` itself is absent on a freshly created Application: every path into it is guarded with
 # `?.`, or the engine logs "cannot fetch operationState from <nil>" for each such app (seen with the
@@ -27,6 +28,18 @@ _OPERATION = "app.status?.operationState != nil"
 # One firing per sync operation: the start time changes with every operation, also for multi-source
 # applications whose syncResult carries no single revision.
 _ONCE_PER_OPERATION = "app.status.operationState?.startedAt"
+
+
+def _within(path: str, minutes: int) -> str:
+    return f"time.Now().Sub(time.Parse({path})).Minutes() < {minutes}"
+
+
+def _operation_recent(minutes: int) -> str:
+    return f"app.status.operationState.finishedAt != nil and {_within('app.status.operationState.finishedAt', minutes)}"
+
+
+def _health_changed_recently(minutes: int) -> str:
+    return f"app.status.health.lastTransitionTime != nil and {_within('app.status.health.lastTransitionTime', minutes)}"
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class EventDefinition:
     once_per: str | None
     label: str
     description: str  # a Go template fragment evaluated with $name, $project, $revision, $message, $health
+    recency: Callable[[int], str]  # the event happened within N minutes: enabling ArgoBridge is quiet
 
 
 CATALOG: Mapping[EventName, EventDefinition] = {
@@ -50,6 +64,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         condition=f"{_OPERATION} and app.status.operationState.phase in ['Succeeded']",
         once_per=_ONCE_PER_OPERATION,
         label="sync succeeded",
+        recency=_operation_recent,
         description='printf "Application %s (project %s) was synced to revision %s." $name $project $revision',
     ),
     EventName.SYNC_FAILED: EventDefinition(
@@ -59,6 +74,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         condition=f"{_OPERATION} and app.status.operationState.phase in ['Error', 'Failed']",
         once_per=_ONCE_PER_OPERATION,
         label="sync failed",
+        recency=_operation_recent,
         description='printf "Sync of application %s (project %s) failed: %s" $name $project $message',
     ),
     EventName.HEALTH_DEGRADED: EventDefinition(
@@ -69,6 +85,11 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         # No oncePer: each new transition into Degraded is news, a long degradation is not.
         once_per=None,
         label="health degraded",
+        # Without a transition time (older Argo CD) there is no way to tell, so the event is let through.
+        recency=lambda minutes: (
+            f"((app.status.health.lastTransitionTime ?? '') == ''"
+            f" or {_within('app.status.health.lastTransitionTime', minutes)})"
+        ),
         description='printf "Application %s (project %s) is Degraded. %s" $name $project $healthMessage',
     ),
     EventName.DEPLOYED: EventDefinition(
@@ -81,6 +102,8 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         ),
         once_per=_ONCE_PER_OPERATION,
         label="deployed",
+        # Healthy can come well after the sync finished (a slow rollout): either being recent counts.
+        recency=lambda minutes: f"({_operation_recent(minutes)} or {_health_changed_recently(minutes)})",
         description=(
             'printf "Application %s (project %s) is running revision %s and is Healthy." $name $project $revision'
         ),

@@ -16,18 +16,26 @@ import jinja2
 import yaml
 
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
-from argobridge.core.spec import BridgeSpec, EventSpec
+from argobridge.core.spec import BridgeSpec, EventSpec, SubscriptionMode
 
 CONTEXT_KEY = "context"
+SUBSCRIPTIONS_KEY = "subscriptions"
 ARGOCD_URL_CONTEXT = "argocdUrl"
 
 
 @dataclass(frozen=True)
 class RenderedConfig:
-    """The keys ArgoBridge owns in `argocd-notifications-cm`, and its entries in the shared `context`."""
+    """The keys ArgoBridge owns in `argocd-notifications-cm`, and its entries in the shared keys.
+
+    `service` and `triggers` name what is ours, so our entry in the shared `subscriptions` list can be
+    told from users' entries without remembering anything.
+    """
 
     owned: dict[str, str]
     context: dict[str, str]
+    subscriptions: tuple[dict[str, Any], ...] = ()
+    service: str = "backstage"
+    triggers: frozenset[str] = frozenset(definition.trigger for definition in CATALOG.values())
 
 
 class _LiteralDumper(yaml.SafeDumper):
@@ -106,11 +114,11 @@ def render_template(spec: BridgeSpec, definition: EventDefinition, event: EventS
     return to_yaml({"webhook": {spec.service_name: {"method": "POST", "body": body}}})
 
 
-def render_trigger(definition: EventDefinition) -> str:
-    """A trigger guarded so that Applications without an entity ref never fire."""
+def render_trigger(definition: EventDefinition, window_minutes: int) -> str:
+    """A trigger guarded by the entity ref, and by recency so that subscribing old apps sends nothing."""
     condition: dict[str, Any] = {
         "description": f"Backstage: application {definition.label}",
-        "when": f"{HAS_ENTITY_REF} and {definition.condition}",
+        "when": f"{HAS_ENTITY_REF} and {definition.condition} and {definition.recency(window_minutes)}",
         "send": [definition.template],
     }
     if definition.once_per:
@@ -124,6 +132,25 @@ def render_notifications_config(spec: BridgeSpec, argocd_url: str | None) -> Ren
     for event in spec.events:
         definition = CATALOG[event.event]
         owned[f"template.{definition.template}"] = render_template(spec, definition, event)
-        owned[f"trigger.{definition.trigger}"] = render_trigger(definition)
+        owned[f"trigger.{definition.trigger}"] = render_trigger(definition, spec.event_window_minutes)
     context = {ARGOCD_URL_CONTEXT: argocd_url} if argocd_url else {}
-    return RenderedConfig(owned=owned, context=context)
+    return RenderedConfig(
+        owned=owned,
+        context=context,
+        subscriptions=render_subscriptions(spec),
+        service=spec.service_name,
+        triggers=frozenset(definition.trigger for definition in CATALOG.values()),
+    )
+
+
+def render_subscriptions(spec: BridgeSpec) -> tuple[dict[str, Any], ...]:
+    """In Global mode, one entry subscribing every Application (or those the selector picks)."""
+    if spec.subscription_mode is not SubscriptionMode.GLOBAL or not spec.events:
+        return ()
+    entry: dict[str, Any] = {
+        "recipients": [spec.service_name],
+        "triggers": [CATALOG[event.event].trigger for event in spec.events],
+    }
+    if spec.subscription_selector:
+        entry["selector"] = ",".join(f"{key}={value}" for key, value in spec.subscription_selector)
+    return (entry,)

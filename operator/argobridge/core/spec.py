@@ -22,6 +22,7 @@ DEFAULT_SECRET_NAME = "argocd-notifications-secret"
 DEFAULT_TOKEN_KEY = "backstage-token"
 DEFAULT_SERVICE_NAME = "backstage"
 NOTIFICATIONS_CONFIGMAP = "argocd-notifications-cm"
+DEFAULT_EVENT_WINDOW_MINUTES = 10
 
 # Argo CD reads `$key` from its Secret only when the key matches [\w-]+, and a service name may not
 # contain dots; the CRD schema enforces the same patterns, this re-check guards the offline `render`.
@@ -88,6 +89,8 @@ class BridgeSpec:
     token_deletion_policy: TokenDeletionPolicy = TokenDeletionPolicy.RETAIN
     events: tuple[EventSpec, ...] = field(default_factory=tuple)
     subscription_mode: SubscriptionMode = SubscriptionMode.GLOBAL
+    subscription_selector: tuple[tuple[str, str], ...] = ()
+    event_window_minutes: int = DEFAULT_EVENT_WINDOW_MINUTES
 
     @property
     def webhook_url(self) -> str:
@@ -176,6 +179,14 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
     if not _SERVICE_NAME.match(service):
         raise SpecError(f"spec.argocd.serviceName {service!r} must be lowercase letters, digits and -, no dots")
 
+    window = spec.get("eventWindowMinutes", DEFAULT_EVENT_WINDOW_MINUTES)
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 10080:
+        raise SpecError(f"spec.eventWindowMinutes {window!r} must be a whole number of minutes from 1 to 10080")
+    selector = subscriptions.get("selector") or {}
+    labels = selector.get("matchLabels") if isinstance(selector, Mapping) else None
+    if selector and (not isinstance(labels, Mapping) or set(selector) - {"matchLabels"}):
+        raise SpecError("spec.subscriptions.selector supports matchLabels only, e.g. {matchLabels: {team: a}}")
+
     return BridgeSpec(
         backstage_url=str(url).rstrip("/"),
         notifications_path=path,
@@ -194,4 +205,6 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
         subscription_mode=_enum(
             SubscriptionMode, subscriptions.get("mode"), "spec.subscriptions.mode", SubscriptionMode.GLOBAL
         ),
+        subscription_selector=tuple(sorted((str(k), str(v)) for k, v in (labels or {}).items())),
+        event_window_minutes=window,
     )
