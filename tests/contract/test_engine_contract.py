@@ -84,6 +84,8 @@ CORPUS: dict[str, dict[str, Any]] = {
     "mixed-case-ref": app(ref="Component:Default/Shop"),
     "ref-without-namespace": app(ref="component:shop"),
     "ref-without-kind": app(ref="shop"),
+    "ref-with-stray-characters": app(ref="component:default/sh op"),
+    "one-good-ref-among-bad": app(ref="shop, Component:Shop ,group:x/y/z"),
     "no-annotation": app(ref=None),
     "empty-annotation": app(ref=""),
 }
@@ -134,6 +136,8 @@ FIRES = {
     "mixed-case-ref": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
     "ref-without-namespace": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
     "ref-without-kind": set(),
+    "ref-with-stray-characters": set(),
+    "one-good-ref-among-bad": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
     "no-annotation": set(),
     "empty-annotation": set(),
 }
@@ -184,7 +188,11 @@ def test_very_long_names_keep_title_and_scope_within_limits_and_distinct(engine)
 
 @pytest.mark.parametrize(
     ("case", "expected"),
-    [("mixed-case-ref", "component:default/shop"), ("ref-without-namespace", "component:default/shop")],
+    [
+        ("mixed-case-ref", "component:default/shop"),
+        ("ref-without-namespace", "component:default/shop"),
+        ("one-good-ref-among-bad", "component:default/shop"),
+    ],
 )
 def test_refs_are_delivered_in_canonical_form(engine, case, expected):
     body = sent_body(engine, EventName.DEPLOYED, CORPUS[case])

@@ -16,11 +16,17 @@ ENTITY_REF_ANNOTATION = "backstage.io/entity-ref"
 
 # An Application without the annotation must never fire: there would be nobody to notify and the body
 # would carry an empty recipient. Written with plain `!= nil` checks, which short-circuit under `and`.
-# A ref without a kind (no ':') cannot be delivered, so an annotation with none such never fires either.
+# At least one ref of the annotation must be deliverable, by the same rule the template applies when
+# it builds the recipient list (kind, optional namespace, name; any case). Otherwise the body would carry
+# an empty list, which Backstage rejects with 400, retried by the engine on every processing.
+DELIVERABLE_REF_PATTERN = (
+    "(?i)(^|,)[ ]*[a-z][a-z0-9]*:([a-z0-9]+([-_.][a-z0-9]+)*/)?[a-z0-9]+([-_.][a-z0-9]+)*[ ]*(,|$)"
+)
 HAS_ENTITY_REF = (
     f"app.metadata.annotations != nil and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] != nil"
-    f" and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] contains ':'"
+    f" and app.metadata.annotations['{ENTITY_REF_ANNOTATION}'] matches '{DELIVERABLE_REF_PATTERN}'"
 )
+
 # `app.status` itself is absent on a freshly created Application: every path into it is guarded with
 # `?.`, or the engine logs "cannot fetch operationState from <nil>" for each such app (seen with the
 # real controller, v3.5).
