@@ -64,6 +64,15 @@ def crds(control_plane: ControlPlane) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def argocd_crds(control_plane: ControlPlane) -> list[str]:
+    """Argo CD's Application and AppProject CRDs, from the Argo CD Go module's own manifests."""
+    from argobridge.devcluster.argocd_engine import argocd_crd_documents
+    from argobridge.kube.crds import apply_crds
+
+    return apply_crds(argocd_crd_documents())
+
+
+@pytest.fixture(scope="session")
 def operator(crds: list[str]) -> Iterator[Any]:
     """The real operator (all handlers) running in this process against the control plane."""
     import kopf.testing

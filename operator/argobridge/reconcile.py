@@ -10,14 +10,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from argobridge import backstage_client
+from argobridge.core.appcheck import (
+    AppFacts,
+    KnownConfig,
+    configured_names,
+    count_applications,
+    diagnose_app,
+    in_scope,
+)
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
+from argobridge.core.events import CATALOG
 from argobridge.core.probe import probe_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
 from argobridge.core.spec import (
@@ -25,6 +34,7 @@ from argobridge.core.spec import (
     BridgeSpec,
     Flavor,
     SpecError,
+    SubscriptionMode,
     TokenDeletionPolicy,
     parse_bridge_spec,
 )
@@ -114,7 +124,35 @@ def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) 
     return current
 
 
-def _apply_config(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) -> None:
+def _check_applications(
+    bridge: BridgeRef,
+    spec: BridgeSpec,
+    config: Mapping[str, str],
+    applications: Iterable[AppFacts],
+    report: ReconcileReport,
+) -> None:
+    """Count the Applications in scope and collect what is wrong with them, for status and Events."""
+    triggers, services = configured_names(config)
+    known = KnownConfig(
+        triggers=triggers,
+        services=services,
+        our_service=spec.service_name,
+        our_triggers=frozenset(definition.trigger for definition in CATALOG.values()),
+        global_subscription=spec.subscription_mode is SubscriptionMode.GLOBAL,
+        selector=spec.subscription_selector,
+    )
+    diagnoses = [
+        diagnose_app(app, known)
+        for app in applications
+        if in_scope(app.namespace, bridge.namespace, spec.application_namespaces)
+    ]
+    report.applications = count_applications(diagnoses)
+    report.app_problems = [(item.app, problem) for item in diagnoses for problem in item.problems]
+
+
+def _apply_config(
+    bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, applications: Iterable[AppFacts]
+) -> None:
     argocd_url = spec.argocd_url or argocd.read_argocd_url(bridge.namespace)
     rendered = render_notifications_config(spec, argocd_url)
     observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
@@ -145,6 +183,8 @@ def _apply_config(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) 
         else:
             report.notices.append(Notice("Normal", "ConfigApplied", f"Updated {NOTIFICATIONS_CONFIGMAP}: {summary}"))
     report.config_hash = fingerprint
+    final = {key: value for key, value in (observed.data or {}).items() if key not in plan.removed}
+    _check_applications(bridge, spec, {**final, **plan.data}, applications, report)
     link_note = (
         ""
         if argocd_url
@@ -189,7 +229,7 @@ def _changed(status: Mapping[str, Any], condition: Condition) -> bool:
     return True
 
 
-def reconcile_bridge(body: Mapping[str, Any]) -> ReconcileReport:
+def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] = ()) -> ReconcileReport:
     """Bring Argo CD's configuration in line with one bridge and write its status if it changed."""
     bridge = BridgeRef.from_body(body)
     report = ReconcileReport()
@@ -212,7 +252,7 @@ def reconcile_bridge(body: Mapping[str, Any]) -> ReconcileReport:
             ]
             report.notices.append(Notice("Warning", "Conflict", message))
         elif token := _ensure_token(bridge, spec, report):
-            _apply_config(bridge, spec, report)
+            _apply_config(bridge, spec, report, applications)
             reachable = _probe(bridge, spec, token)
             report.conditions.append(reachable)
             if _changed(bridge.status, reachable):

@@ -17,16 +17,10 @@ import pytest
 from kubernetes import client
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.argocd_engine import NotificationsController, argocd_crd_documents
+from argobridge.devcluster.argocd_engine import NotificationsController
 from argobridge.devcluster.backstage import BackstageServer
 from argobridge.devcluster.controlplane import ControlPlane, free_port
-from argobridge.kube.crds import apply_crds
 from tests.conftest import FIGURES, wait_for
-
-
-@pytest.fixture(scope="session")
-def argocd_crds(control_plane: ControlPlane) -> list[str]:
-    return apply_crds(argocd_crd_documents())
 
 
 class Rig:

@@ -90,6 +90,7 @@ class BridgeSpec:
     events: tuple[EventSpec, ...] = field(default_factory=tuple)
     subscription_mode: SubscriptionMode = SubscriptionMode.GLOBAL
     subscription_selector: tuple[tuple[str, str], ...] = ()
+    application_namespaces: tuple[str, ...] = ()
     event_window_minutes: int = DEFAULT_EVENT_WINDOW_MINUTES
 
     @property
@@ -207,4 +208,5 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
         ),
         subscription_selector=tuple(sorted((str(k), str(v)) for k, v in (labels or {}).items())),
         event_window_minutes=window,
+        application_namespaces=tuple(str(item) for item in argocd.get("applicationNamespaces") or ()),
     )

@@ -36,6 +36,8 @@ class ReconcileReport:
     config_hash: str | None = None
     owned_keys: int | None = None
     drift_repaired: bool = False
+    applications: dict[str, int] | None = None
+    app_problems: list[tuple[Any, str]] = field(default_factory=list)
 
 
 def config_hash(data: Mapping[str, str]) -> str:
@@ -53,7 +55,7 @@ def build_status(
     status: dict[str, Any] = {
         key: value
         for key, value in previous.items()
-        if key in {"flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs"}
+        if key in {"flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs", "applications"}
     }
     status["observedGeneration"] = generation
     status["conditions"] = merge_conditions(previous.get("conditions"), conditions, generation, now)
@@ -62,6 +64,7 @@ def build_status(
         "configMap": report.config_map,
         "configHash": report.config_hash,
         "ownedKeys": report.owned_keys,
+        "applications": report.applications,
     }
     status.update({key: value for key, value in learned.items() if value is not None})
     if report.config_hash is not None:
@@ -84,6 +87,7 @@ OWN_STATUS_KEYS = frozenset(
         "configHash",
         "ownedKeys",
         "driftRepairs",
+        "applications",
     }
 )
 

@@ -1,5 +1,5 @@
 """kopf wiring: importing this package registers every handler (`kopf run -m argobridge.handlers`)."""
 
-from argobridge.handlers import bridge, configobjects, startup
+from argobridge.handlers import applications, bridge, configobjects, startup
 
-__all__ = ["bridge", "configobjects", "startup"]
+__all__ = ["applications", "bridge", "configobjects", "startup"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
+from argobridge.core.appcheck import AppFacts
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
 from argobridge.kube.bridges import get_bridge
@@ -16,6 +18,8 @@ from argobridge.settings import Settings
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+# Problems already posted as Events on an Application (by uid), so a resync does not repeat them.
+_posted: dict[str, set[str]] = {}
 
 
 def post_notices(body: Any, notices: list[Notice]) -> None:
@@ -23,14 +27,37 @@ def post_notices(body: Any, notices: list[Notice]) -> None:
         kopf.event(body, type=notice.type, reason=notice.reason, message=notice.message)
 
 
-def reconcile_named(namespace: str, name: str) -> None:
+def post_app_problems(problems: Iterable[tuple[AppFacts, str]]) -> None:
+    """A Warning Event on each Application for each problem not posted before."""
+    current: dict[str, set[str]] = defaultdict(set)
+    for app, problem in problems:
+        current[app.uid].add(problem)
+        if problem in _posted.get(app.uid, set()):
+            continue
+        body = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": app.name, "namespace": app.namespace, "uid": app.uid},
+        }
+        kopf.event(body, type="Warning", reason="BackstageNotifications", message=problem)
+    _posted.update(current)
+
+
+def all_applications(index: kopf.Index[str, AppFacts] | None) -> list[AppFacts]:
+    if index is None:
+        return []
+    return [app for namespace in list(index) for app in index.get(namespace, [])]
+
+
+def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] = ()) -> None:
     """Reconcile one bridge by name, one reconcile at a time per bridge, from its current body."""
     with _locks[(namespace, name)]:
         body = get_bridge(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
-        report = reconcile_bridge(body)
+        report = reconcile_bridge(body, applications)
         post_notices(body, report.notices)
+        post_app_problems(report.app_problems)
 
 
 @kopf.index(*RESOURCE)
@@ -42,14 +69,16 @@ def bridges_by_namespace(namespace: str, name: str, **_: Any) -> dict[str, str]:
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE)
 @kopf.on.resume(*RESOURCE)
-def on_bridge_changed(namespace: str, name: str, **_: Any) -> None:
-    reconcile_named(namespace, name)
+def on_bridge_changed(
+    namespace: str, name: str, applications_by_namespace: kopf.Index[str, AppFacts], **_: Any
+) -> None:
+    reconcile_named(namespace, name, all_applications(applications_by_namespace))
 
 
 @kopf.timer(*RESOURCE, interval=Settings.from_env().resync_seconds, initial_delay=5)
-def on_resync(namespace: str, name: str, **_: Any) -> None:
-    """Periodic safety net; drift is normally caught at once by the ConfigMap and Secret watches."""
-    reconcile_named(namespace, name)
+def on_resync(namespace: str, name: str, applications_by_namespace: kopf.Index[str, AppFacts], **_: Any) -> None:
+    """Periodic: drift is caught at once by the ConfigMap and Secret watches; Application counts here."""
+    reconcile_named(namespace, name, all_applications(applications_by_namespace))
 
 
 @kopf.on.delete(*RESOURCE)

@@ -1,0 +1,161 @@
+"""Diagnose Applications against the notifications configuration: who gets notified, and what is wrong.
+
+Pure: an Application's annotations and labels, and the names of the triggers and services that exist,
+go in; whether it is subscribed, its refs, and every problem (with its fix) come out. These are the
+failures of the manual procedure that Argo CD itself reports only as a log line, or not at all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from argobridge.core.entityref import EntityRef, parse_entity_refs
+from argobridge.core.events import ENTITY_REF_ANNOTATION
+
+SUBSCRIBE_PREFIX = "notifications.argoproj.io/subscribe."
+
+
+@dataclass(frozen=True)
+class AppFacts:
+    """The parts of an Application that matter here, as the index keeps them."""
+
+    namespace: str
+    name: str
+    uid: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KnownConfig:
+    """What the notifications configuration defines, and which parts are ArgoBridge's."""
+
+    triggers: frozenset[str]
+    services: frozenset[str]
+    our_service: str
+    our_triggers: frozenset[str]
+    global_subscription: bool
+    selector: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class AppDiagnosis:
+    """The verdict on one Application."""
+
+    app: AppFacts
+    refs: tuple[EntityRef, ...]
+    subscribed: bool
+    ref_problems: tuple[str, ...]
+    subscription_problems: tuple[str, ...]
+
+    @property
+    def invalid_ref(self) -> bool:
+        return bool(self.ref_problems)
+
+    @property
+    def misconfigured(self) -> bool:
+        return bool(self.subscription_problems)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return (*self.ref_problems, *self.subscription_problems)
+
+
+def annotation_subscriptions(annotations: Mapping[str, str]) -> list[tuple[str | None, str]]:
+    """(trigger, service) pairs from `subscribe.<trigger>.<service>` (trigger None: the default triggers)."""
+    pairs: list[tuple[str | None, str]] = []
+    for key in annotations:
+        if not key.startswith(SUBSCRIBE_PREFIX):
+            continue
+        parts = key[len(SUBSCRIBE_PREFIX) :].split(".")
+        if len(parts) == 1:
+            pairs.append((None, parts[0]))
+        elif len(parts) == 2:
+            pairs.append((parts[0], parts[1]))
+    return sorted(pairs, key=lambda pair: (pair[1], pair[0] or ""))
+
+
+def _selected(labels: Mapping[str, str], selector: tuple[tuple[str, str], ...]) -> bool:
+    return all(labels.get(key) == value for key, value in selector)
+
+
+def diagnose_app(app: AppFacts, known: KnownConfig) -> AppDiagnosis:
+    """Whether the app will be notified through ArgoBridge, and every misconfiguration with its fix."""
+    raw_ref = app.annotations.get(ENTITY_REF_ANNOTATION)
+    refs = tuple(parse_entity_refs(raw_ref)) if raw_ref is not None else ()
+    deliverable = any(ref.canonical for ref in refs)
+    ref_problems: list[str] = [f"backstage.io/entity-ref: {ref.problem}" for ref in refs if ref.problem]
+    if raw_ref is not None and not refs:
+        ref_problems.append(
+            "backstage.io/entity-ref is empty; set it to the owning entity, e.g. component:default/<name>"
+        )
+
+    problems: list[str] = []
+    ours = False
+    for trigger, service in annotation_subscriptions(app.annotations):
+        where = f"annotation {SUBSCRIBE_PREFIX}{trigger + '.' if trigger else ''}{service}"
+        if service == known.our_service:
+            if trigger is None:
+                problems.append(
+                    f"{where} uses Argo CD's default triggers, whose templates have no webhook body for"
+                    f" {service} (the engine sends a GET with plain text); subscribe the -backstage triggers"
+                )
+            elif trigger not in known.our_triggers:
+                suggestion = (
+                    f"{trigger}-backstage" if f"{trigger}-backstage" in known.our_triggers else "a -backstage trigger"
+                )
+                problems.append(
+                    f"{where} sends Argo CD's catalog trigger {trigger} to {service}; its template has no JSON"
+                    f" body for Backstage (400 'not valid JSON' or a GET); subscribe {suggestion} instead"
+                )
+            else:
+                ours = True
+        elif service not in known.services:
+            problems.append(f"{where} names service {service}, which the notifications configuration does not define")
+        if trigger is not None and trigger not in known.triggers and trigger not in known.our_triggers:
+            problems.append(f"{where} names trigger {trigger}, which the notifications configuration does not define")
+
+    if known.global_subscription and _selected(app.labels, known.selector):
+        ours = True
+    explicitly_ours = any(service == known.our_service for _, service in annotation_subscriptions(app.annotations))
+    if explicitly_ours and raw_ref is None:
+        problems.append(
+            f"subscribed to {known.our_service} but has no backstage.io/entity-ref annotation, so nobody"
+            " would be notified; add the owning entity, e.g. component:default/<name>"
+        )
+    return AppDiagnosis(
+        app=app,
+        refs=refs,
+        subscribed=ours and deliverable,
+        ref_problems=tuple(ref_problems),
+        subscription_problems=tuple(problems),
+    )
+
+
+def in_scope(namespace: str, argocd_namespace: str, application_namespaces: Iterable[str]) -> bool:
+    """Apps in the Argo CD namespace, or in one the controller's --application-namespaces would match."""
+    return namespace == argocd_namespace or any(fnmatch.fnmatchcase(namespace, p) for p in application_namespaces)
+
+
+def count_applications(diagnoses: Iterable[AppDiagnosis]) -> dict[str, int]:
+    """The `status.applications` summary."""
+    items = list(diagnoses)
+    return {
+        "watched": len(items),
+        "subscribed": sum(1 for item in items if item.subscribed),
+        "invalidEntityRef": sum(1 for item in items if item.invalid_ref),
+        "misconfigured": sum(1 for item in items if item.misconfigured),
+    }
+
+
+def configured_names(data: Mapping[str, str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Trigger names and service names defined in a notifications ConfigMap's data."""
+    triggers = frozenset(key[len("trigger.") :] for key in data if key.startswith("trigger."))
+    services: set[str] = set()
+    for key in data:
+        if key.startswith("service."):
+            parts = key.split(".")
+            services.add(parts[2] if len(parts) >= 3 else parts[1])
+    return triggers, frozenset(services)
