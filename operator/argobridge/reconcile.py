@@ -18,16 +18,19 @@ from typing import Any
 from argobridge import backstage_client
 from argobridge.core.appcheck import (
     AppFacts,
+    CatalogAnswer,
     KnownConfig,
     configured_names,
     count_applications,
     diagnose_app,
     in_scope,
+    missing_entities,
+    refs_to_check,
 )
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
 from argobridge.core.events import CATALOG
-from argobridge.core.probe import probe_condition, probe_due
+from argobridge.core.probe import entities_condition, probe_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
 from argobridge.core.spec import (
     NOTIFICATIONS_CONFIGMAP,
@@ -130,6 +133,7 @@ def _check_applications(
     config: Mapping[str, str],
     applications: Iterable[AppFacts],
     report: ReconcileReport,
+    token: str,
 ) -> None:
     """Count the Applications in scope and collect what is wrong with them, for status and Events."""
     triggers, services = configured_names(config)
@@ -148,10 +152,39 @@ def _check_applications(
     ]
     report.applications = count_applications(diagnoses)
     report.app_problems = [(item.app, problem) for item in diagnoses for problem in item.problems]
+    answer = _catalog(bridge, spec, token, refs_to_check(diagnoses), report)
+    if not answer.unavailable:
+        missing = missing_entities(diagnoses, answer)
+        report.applications["missingEntity"] = len({app.uid for app, _ in missing})
+        report.app_problems += missing
+
+
+# Last catalog answer per bridge: (monotonic time, the refs asked about, the answer); refreshed on the
+# resync interval or when the set of refs changes, so an idle reconcile does not ask again.
+_catalog_answers: dict[tuple[str, str], tuple[float, str, CatalogAnswer]] = {}
+
+
+def _catalog(
+    bridge: BridgeRef, spec: BridgeSpec, token: str, refs: list[str], report: ReconcileReport
+) -> CatalogAnswer:
+    """Which refs exist, from Backstage's catalog (cached), and the EntitiesResolved condition."""
+    if not refs:
+        answer = CatalogAnswer()
+    else:
+        key = hashlib.sha256("\n".join([spec.backstage_url, token, *refs]).encode()).hexdigest()[:16]
+        last = _catalog_answers.get((bridge.namespace, bridge.name))
+        now = time.monotonic()
+        if last and not probe_due(last[0], last[1], key, now, Settings.from_env().resync_seconds):
+            answer = last[2]
+        else:
+            answer = backstage_client.check_entities(spec.backstage_url, token, refs)
+            _catalog_answers[(bridge.namespace, bridge.name)] = (now, key, answer)
+    report.conditions.append(entities_condition(refs, answer))
+    return answer
 
 
 def _apply_config(
-    bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, applications: Iterable[AppFacts]
+    bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, applications: Iterable[AppFacts], token: str
 ) -> None:
     argocd_url = spec.argocd_url or argocd.read_argocd_url(bridge.namespace)
     rendered = render_notifications_config(spec, argocd_url)
@@ -184,7 +217,7 @@ def _apply_config(
             report.notices.append(Notice("Normal", "ConfigApplied", f"Updated {NOTIFICATIONS_CONFIGMAP}: {summary}"))
     report.config_hash = fingerprint
     final = {key: value for key, value in (observed.data or {}).items() if key not in plan.removed}
-    _check_applications(bridge, spec, {**final, **plan.data}, applications, report)
+    _check_applications(bridge, spec, {**final, **plan.data}, applications, report, token)
     link_note = (
         ""
         if argocd_url
@@ -252,7 +285,7 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             ]
             report.notices.append(Notice("Warning", "Conflict", message))
         elif token := _ensure_token(bridge, spec, report):
-            _apply_config(bridge, spec, report, applications)
+            _apply_config(bridge, spec, report, applications, token)
             reachable = _probe(bridge, spec, token)
             report.conditions.append(reachable)
             if _changed(bridge.status, reachable):

@@ -231,3 +231,18 @@ def test_fifty_healthy_apps_met_for_the_first_time_stay_quiet_and_a_new_sync_arr
 
     rig.set_status("old-07", "Succeeded", "Healthy", "a new sync", started=now(), revision="new-rev")
     assert "new-rev" in rig.wait_received("alice", "old-07", "SyncSucceeded")["payload"]["description"]
+
+
+def test_ref_to_a_missing_entity_is_reported_on_the_app_and_the_bridge(rig: Rig):
+    rig.create_app("ghost", ref="component:default/does-not-exist", subscribe=False)
+
+    def reported():
+        events = rig.core.list_namespaced_event(
+            rig.namespace, field_selector="involvedObject.name=ghost,type=Warning"
+        ).items
+        return [event.message for event in events if "not in Backstage's catalog" in event.message]
+
+    assert "component:default/does-not-exist" in wait_for(reported, timeout=30, what="Warning Event on the app")[0]
+    body = rig.bridge()
+    assert condition(body, "EntitiesResolved")["reason"] == "MissingEntities"
+    assert body["status"]["applications"]["missingEntity"] >= 1

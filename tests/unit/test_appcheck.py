@@ -101,3 +101,27 @@ def test_scope_follows_the_argocd_namespace_and_application_namespaces():
     assert in_scope("argocd", "argocd", [])
     assert in_scope("team-a", "argocd", ["team-*"])
     assert not in_scope("other", "argocd", ["team-*"])
+
+
+def test_missing_entities_are_named_per_app_and_summarised():
+    from argobridge.core.appcheck import CatalogAnswer, missing_entities, refs_to_check
+    from argobridge.core.probe import entities_condition
+
+    diagnoses = [
+        diagnose_app(app({"backstage.io/entity-ref": "component:default/shop, group:default/ghosts"}), KNOWN),
+        diagnose_app(app({"backstage.io/entity-ref": "Component:Shop"}), KNOWN),
+    ]
+    refs = refs_to_check(diagnoses)
+    assert refs == ["component:default/shop", "group:default/ghosts"]
+    answer = CatalogAnswer(existing=frozenset({"component:default/shop"}))
+    missing = missing_entities(diagnoses, answer)
+    assert [problem.split(" is not")[0] for _, problem in missing] == ["backstage.io/entity-ref: group:default/ghosts"]
+    condition = entities_condition(refs, answer)
+    assert (condition.status, condition.reason) == (
+        False,
+        "MissingEntities",
+    ) and "group:default/ghosts" in condition.message
+    unavailable = entities_condition(refs, CatalogAnswer(unavailable="the token may not read the catalog (403)"))
+    assert (
+        unavailable.reason == "CatalogUnavailable" and missing_entities(diagnoses, CatalogAnswer(unavailable="x")) == []
+    )

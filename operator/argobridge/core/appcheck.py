@@ -134,6 +134,36 @@ def diagnose_app(app: AppFacts, known: KnownConfig) -> AppDiagnosis:
     )
 
 
+@dataclass(frozen=True)
+class CatalogAnswer:
+    """Which refs exist in Backstage's catalog; `unavailable` says why the check could not be made."""
+
+    existing: frozenset[str] = frozenset()
+    unavailable: str | None = None
+
+
+def refs_to_check(diagnoses: Iterable[AppDiagnosis]) -> list[str]:
+    """The distinct canonical refs that notifications would go to."""
+    return sorted({ref.canonical for item in diagnoses if item.subscribed for ref in item.refs if ref.canonical})
+
+
+def missing_entities(diagnoses: Iterable[AppDiagnosis], answer: CatalogAnswer) -> list[tuple[AppFacts, str]]:
+    """Each subscribed app's refs that name no entity: Backstage would answer 200 [] and notify nobody."""
+    if answer.unavailable:
+        return []
+    return [
+        (
+            item.app,
+            f"backstage.io/entity-ref: {ref.canonical} is not in Backstage's catalog; Backstage accepts such a"
+            " notification and delivers it to nobody. Fix the ref or register the entity",
+        )
+        for item in diagnoses
+        if item.subscribed
+        for ref in item.refs
+        if ref.canonical and ref.canonical not in answer.existing
+    ]
+
+
 def in_scope(namespace: str, argocd_namespace: str, application_namespaces: Iterable[str]) -> bool:
     """Apps in the Argo CD namespace, or in one the controller's --application-namespaces would match."""
     return namespace == argocd_namespace or any(fnmatch.fnmatchcase(namespace, p) for p in application_namespaces)

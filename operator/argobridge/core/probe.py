@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from argobridge.core.appcheck import CatalogAnswer
 from argobridge.core.conditions import Condition
 
 BACKSTAGE_REACHABLE = "BackstageReachable"
@@ -68,3 +69,23 @@ def probe_condition(result: ProbeResult, url: str, secret: str, key: str) -> Con
 def probe_due(last_at: float | None, last_key: str | None, key: str, now: float, interval: float) -> bool:
     """Probe again when the URL or token changed, or the last probe is older than `interval` seconds."""
     return last_at is None or last_key != key or now - last_at >= interval
+
+
+ENTITIES_RESOLVED = "EntitiesResolved"
+
+
+def entities_condition(refs: list[str], answer: CatalogAnswer) -> Condition:
+    """Whether every ref notifications go to names an entity in Backstage's catalog."""
+    if answer.unavailable:
+        return Condition(ENTITIES_RESOLVED, False, "CatalogUnavailable", f"Refs not checked: {answer.unavailable}")
+    missing = [ref for ref in refs if ref not in answer.existing]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        return Condition(
+            ENTITIES_RESOLVED,
+            False,
+            "MissingEntities",
+            f"{len(missing)} of {len(refs)} entity refs name no entity in Backstage's catalog: {shown};"
+            " notifications to them reach nobody (see the Applications' Warning Events)",
+        )
+    return Condition(ENTITIES_RESOLVED, True, "AllFound", f"All {len(refs)} entity refs exist in Backstage's catalog")
