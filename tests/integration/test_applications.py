@@ -99,3 +99,83 @@ def test_apps_in_other_namespaces_count_only_when_listed(core, custom, namespace
         lambda: ((get_bridge(custom, namespace).get("status") or {}).get("applications") or {}).get("subscribed") == 2,
         what="the listed namespace counted too",
     )
+
+
+WANTED = {
+    SUB + f"{trigger}.backstage": ""
+    for trigger in (
+        "on-sync-failed-backstage",
+        "on-health-degraded-backstage",
+        "on-deployed-backstage",
+        "on-sync-succeeded-backstage",
+    )
+}
+
+
+def annotations_of(namespace: str, name: str) -> dict[str, str]:
+    return dict(get_app(namespace, name)["metadata"].get("annotations") or {})
+
+
+@pytest.mark.usefixtures("operator", "argocd_crds")
+def test_annotations_mode_adds_repairs_with_backoff_and_removes_only_its_own(core, custom, namespace):
+    create_app(namespace, "shop", {"backstage.io/entity-ref": "component:default/shop", "team": "a"})
+    create_app(namespace, "no-ref", {"keep": "me"})
+    create_bridge(custom, bridge(namespace, subscriptions={"mode": "Annotations"}))
+
+    wait_for(lambda: WANTED.items() <= annotations_of(namespace, "shop").items(), what="subscribe annotations added")
+    assert annotations_of(namespace, "shop")["team"] == "a"
+    assert annotations_of(namespace, "no-ref") == {"keep": "me"}
+
+    # An ApplicationSet-like writer resets the annotations: put back once at once, then with backoff.
+    def reset() -> None:
+        patch = [
+            {
+                "op": "replace",
+                "path": "/metadata/annotations",
+                "value": {"backstage.io/entity-ref": "component:default/shop", "team": "a"},
+            }
+        ]
+        custom.patch_namespaced_custom_object(
+            "argoproj.io",
+            "v1alpha1",
+            namespace,
+            "applications",
+            "shop",
+            patch,
+            field_manager="applicationset-controller",
+            _content_type="application/json-patch+json",
+        )
+
+    reset()
+    wait_for(lambda: WANTED.items() <= annotations_of(namespace, "shop").items(), what="annotations repaired")
+    reset()
+    import time
+
+    time.sleep(5)
+    assert not (WANTED.items() <= annotations_of(namespace, "shop").items()), "the second repair waits (backoff)"
+
+    # The ref goes away: ArgoBridge takes exactly its annotations back out.
+    create_app(namespace, "later", {"backstage.io/entity-ref": "component:default/shop"})
+    wait_for(lambda: WANTED.items() <= annotations_of(namespace, "later").items(), what="annotations on a new app")
+    patch = [{"op": "remove", "path": "/metadata/annotations/backstage.io~1entity-ref"}]
+    custom.patch_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        namespace,
+        "applications",
+        "later",
+        patch,
+        _content_type="application/json-patch+json",
+    )
+    wait_for(lambda: annotations_of(namespace, "later") == {}, what="annotations removed with the ref")
+
+    # Deleting the bridge removes ours from every app and leaves the rest.
+    create_app(namespace, "last", {"backstage.io/entity-ref": "component:default/shop", "keep": "me"})
+    wait_for(lambda: WANTED.items() <= annotations_of(namespace, "last").items(), what="annotations on the last app")
+    custom.delete_namespaced_custom_object("argobridge.io", "v1alpha1", namespace, "backstagebridges", "backstage")
+    wait_for(
+        lambda: (
+            annotations_of(namespace, "last") == {"backstage.io/entity-ref": "component:default/shop", "keep": "me"}
+        ),
+        what="only our annotations removed on deletion",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from argobridge.core.entityref import EntityRef, parse_entity_refs
 from argobridge.core.events import ENTITY_REF_ANNOTATION
@@ -26,6 +27,7 @@ class AppFacts:
     uid: str
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    owned_annotations: frozenset[str] = frozenset()  # what ArgoBridge applied, from managedFields
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def diagnose_app(app: AppFacts, known: KnownConfig) -> AppDiagnosis:
     if known.global_subscription and _selected(app.labels, known.selector):
         ours = True
     explicitly_ours = any(service == known.our_service for _, service in annotation_subscriptions(app.annotations))
-    if explicitly_ours and raw_ref is None:
+    if explicitly_ours and raw_ref is None and not app.owned_annotations:
         problems.append(
             f"subscribed to {known.our_service} but has no backstage.io/entity-ref annotation, so nobody"
             " would be notified; add the owning entity, e.g. component:default/<name>"
@@ -178,6 +180,17 @@ def count_applications(diagnoses: Iterable[AppDiagnosis]) -> dict[str, int]:
         "invalidEntityRef": sum(1 for item in items if item.invalid_ref),
         "misconfigured": sum(1 for item in items if item.misconfigured),
     }
+
+
+def annotations_owned_by(managed_fields: Iterable[Mapping[str, Any]] | None, manager: str) -> frozenset[str]:
+    """The annotation keys a field manager owns through apply, read from `metadata.managedFields`."""
+    keys: set[str] = set()
+    for entry in managed_fields or ():
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        annotations = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:annotations") or {}
+        keys.update(name[2:] for name in annotations if name.startswith("f:"))
+    return frozenset(keys)
 
 
 def configured_names(data: Mapping[str, str]) -> tuple[frozenset[str], frozenset[str]]:

@@ -5,11 +5,14 @@ The index keeps the few annotations and labels the diagnosis needs; the bridge's
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import kopf
 
-from argobridge.core.appcheck import SUBSCRIBE_PREFIX, AppFacts
+from argobridge.annotation_sync import BridgeSettings, settings_for, sync_app_annotations
+from argobridge.core.appcheck import SUBSCRIBE_PREFIX, AppFacts, annotations_owned_by
+from argobridge.core.configplan import FIELD_MANAGER
 from argobridge.core.events import ENTITY_REF_ANNOTATION
 
 APPLICATIONS = ("argoproj.io", "v1alpha1", "applications")
@@ -23,9 +26,41 @@ def _relevant(annotations: Any) -> dict[str, str]:
     }
 
 
+def app_facts(namespace: str, name: str, uid: str, annotations: Any, labels: Any, meta: Any) -> AppFacts:
+    return AppFacts(
+        namespace,
+        name,
+        uid,
+        _relevant(annotations),
+        dict(labels or {}),
+        annotations_owned_by(meta.get("managedFields"), FIELD_MANAGER),
+    )
+
+
 @kopf.index(*APPLICATIONS)
 def applications_by_namespace(
-    namespace: str, name: str, uid: str, annotations: Any, labels: Any, **_: Any
+    namespace: str, name: str, uid: str, annotations: Any, labels: Any, meta: Any, **_: Any
 ) -> dict[str, AppFacts]:
     """Every Application by namespace, reduced to what ArgoBridge checks."""
-    return {namespace: AppFacts(namespace, name, uid, _relevant(annotations), dict(labels or {}))}
+    return {namespace: app_facts(namespace, name, uid, annotations, labels, meta)}
+
+
+@kopf.on.event(*APPLICATIONS)
+def on_application_event(
+    event: Any,
+    namespace: str,
+    name: str,
+    uid: str,
+    annotations: Any,
+    labels: Any,
+    meta: Any,
+    bridge_settings_by_namespace: kopf.Index[str, BridgeSettings],
+    **_: Any,
+) -> None:
+    """Annotations mode: put back (with backoff) or take away ArgoBridge's subscription annotations."""
+    if event.get("type") == "DELETED":
+        return
+    app = app_facts(namespace, name, uid, annotations, labels, meta)
+    index = bridge_settings_by_namespace
+    settings = [item for ns in list(index) for item in index.get(ns, [])]
+    sync_app_annotations(app, settings_for(app, settings), time.monotonic())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
+from argobridge.annotation_sync import BridgeSettings, bridge_settings, settings_for, sync_all
 from argobridge.core.appcheck import AppFacts
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
@@ -51,13 +53,25 @@ def all_applications(index: kopf.Index[str, AppFacts] | None) -> list[AppFacts]:
 
 def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] = ()) -> None:
     """Reconcile one bridge by name, one reconcile at a time per bridge, from its current body."""
+    apps = list(applications)
     with _locks[(namespace, name)]:
         body = get_bridge(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
-        report = reconcile_bridge(body, applications)
+        report = reconcile_bridge(body, apps)
         post_notices(body, report.notices)
         post_app_problems(report.app_problems)
+        settings = bridge_settings(body)
+        if settings is not None:
+            in_scope_apps = [app for app in apps if settings_for(app, [settings]) is settings]
+            sync_all(in_scope_apps, [settings], time.monotonic())
+
+
+@kopf.index(*RESOURCE)
+def bridge_settings_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, BridgeSettings] | None:
+    """The subscription settings of each bridge, for the Application handlers (Annotations mode)."""
+    settings = bridge_settings(body)
+    return {namespace: settings} if settings else None
 
 
 @kopf.index(*RESOURCE)
@@ -82,7 +96,11 @@ def on_resync(namespace: str, name: str, applications_by_namespace: kopf.Index[s
 
 
 @kopf.on.delete(*RESOURCE)
-def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+def on_bridge_deleted(
+    body: kopf.Body, namespace: str, name: str, applications_by_namespace: kopf.Index[str, AppFacts], **_: Any
+) -> None:
     with _locks[(namespace, name)]:
         post_notices(body, remove_bridge(body))
+        owned = [app for app in all_applications(applications_by_namespace) if app.owned_annotations]
+        sync_all(owned, [], time.monotonic())  # no bridge: every annotation of ours goes
     _locks.pop((namespace, name), None)

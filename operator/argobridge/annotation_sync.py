@@ -1,0 +1,113 @@
+"""Annotations mode, carried out: apply or remove ArgoBridge's subscription annotations on Applications.
+
+Called for one Application when it changes, and for all of them when a bridge is reconciled or
+deleted. Repairs (our annotations taken away by another writer) wait longer each time, so ArgoBridge
+never fights an ApplicationSet in a hot loop; the Application gets a Warning Event saying so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from argobridge.core.annotations import FIGHT_MEMORY_SECONDS, desired_annotations, plan_annotations, repair_delay
+from argobridge.core.appcheck import AppFacts, in_scope
+from argobridge.core.events import CATALOG
+from argobridge.core.spec import SpecError, SubscriptionMode, parse_bridge_spec
+from argobridge.kube.applications import apply_annotations
+
+FIGHT_WARNING_AFTER = 3
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """What an Application's handler needs to know about the bridge whose scope it is in."""
+
+    namespace: str
+    name: str
+    mode: SubscriptionMode
+    service: str
+    triggers: tuple[str, ...]
+    application_namespaces: tuple[str, ...]
+
+
+def bridge_settings(body: Mapping[str, Any]) -> BridgeSettings | None:
+    metadata = body.get("metadata") or {}
+    try:
+        spec = parse_bridge_spec(body.get("spec") or {})
+    except SpecError:
+        return None
+    return BridgeSettings(
+        namespace=str(metadata.get("namespace")),
+        name=str(metadata.get("name")),
+        mode=spec.subscription_mode,
+        service=spec.service_name,
+        triggers=tuple(CATALOG[event.event].trigger for event in spec.events),
+        application_namespaces=spec.application_namespaces,
+    )
+
+
+def settings_for(app: AppFacts, settings: Iterable[BridgeSettings]) -> BridgeSettings | None:
+    """The bridge whose scope holds the app: its own namespace's first, else one listing it."""
+    candidates = [item for item in settings if in_scope(app.namespace, item.namespace, item.application_namespaces)]
+    candidates.sort(key=lambda item: (item.namespace != app.namespace, item.namespace, item.name))
+    return candidates[0] if candidates else None
+
+
+_lock = threading.Lock()
+_repairs: defaultdict[str, list[float]] = defaultdict(list)
+_warned: set[str] = set()
+_applied: dict[str, frozenset[str]] = {}
+
+
+def sync_app_annotations(app: AppFacts, settings: BridgeSettings | None, now: float) -> None:
+    """Make the app carry exactly the subscription annotations its bridge's mode asks of ArgoBridge."""
+    desired: dict[str, str] = {}
+    if settings is not None and settings.mode is SubscriptionMode.ANNOTATIONS:
+        desired = desired_annotations(app, settings.service, settings.triggers)
+    plan = plan_annotations(app, desired, app.owned_annotations, _applied.get(app.uid, ()))
+    if plan is None:
+        return
+    if plan.repair:
+        with _lock:
+            history = [moment for moment in _repairs[app.uid] if now - moment < FIGHT_MEMORY_SECONDS]
+            _repairs[app.uid] = history
+            if repair_delay(history, now) > 0:
+                _warn_fight(app, len(history))
+                return
+            history.append(now)
+    apply_annotations(app, plan.desired)
+    _applied[app.uid] = frozenset(plan.desired)
+
+
+def _warn_fight(app: AppFacts, repairs: int) -> None:
+    if repairs < FIGHT_WARNING_AFTER or app.uid in _warned:
+        return
+    _warned.add(app.uid)
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": app.name, "namespace": app.namespace, "uid": app.uid},
+    }
+    kopf.event(
+        body,
+        type="Warning",
+        reason="BackstageNotifications",
+        message=(
+            f"Another writer removed ArgoBridge's subscribe annotations {repairs} times in 30 minutes (an"
+            " ApplicationSet or a GitOps sync?); ArgoBridge now re-applies them only after a growing delay."
+            " Put the annotations in the Application's source, or use subscriptions mode Global"
+        ),
+    )
+
+
+def sync_all(applications: Iterable[AppFacts], settings: Iterable[BridgeSettings], now: float) -> None:
+    """Every Application, against the bridges as they are now."""
+    known = list(settings)
+    for app in applications:
+        sync_app_annotations(app, settings_for(app, known), now)

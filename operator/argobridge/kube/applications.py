@@ -1,0 +1,35 @@
+"""Write ArgoBridge's subscription annotations onto Applications (Annotations mode only)."""
+
+from __future__ import annotations
+
+from kubernetes.client.exceptions import ApiException
+
+from argobridge.core.appcheck import AppFacts
+from argobridge.core.configplan import FIELD_MANAGER
+from argobridge.kube.client import custom_objects
+from argobridge.kube.errors import KubeError
+
+
+def apply_annotations(app: AppFacts, annotations: dict[str, str]) -> None:
+    """Server-side apply exactly these annotations as ArgoBridge's; ours left out are removed."""
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": app.name, "namespace": app.namespace, "annotations": annotations},
+    }
+    try:
+        custom_objects().patch_namespaced_custom_object(
+            "argoproj.io",
+            "v1alpha1",
+            app.namespace,
+            "applications",
+            app.name,
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return  # deleted meanwhile: nothing to annotate
+        raise KubeError(f"annotating Application {app.namespace}/{app.name}", error) from None
