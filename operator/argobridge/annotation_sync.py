@@ -19,7 +19,7 @@ from argobridge.core.annotations import FIGHT_MEMORY_SECONDS, desired_annotation
 from argobridge.core.appcheck import AppFacts, in_scope
 from argobridge.core.events import CATALOG
 from argobridge.core.spec import SpecError, SubscriptionMode, parse_bridge_spec
-from argobridge.kube.applications import apply_annotations
+from argobridge.kube.applications import apply_annotations, read_app_facts
 
 FIGHT_WARNING_AFTER = 3
 
@@ -70,7 +70,13 @@ def sync_app_annotations(app: AppFacts, settings: BridgeSettings | None, now: fl
     desired: dict[str, str] = {}
     if settings is not None and settings.mode is SubscriptionMode.ANNOTATIONS:
         desired = desired_annotations(app, settings.service, settings.triggers)
-    plan = plan_annotations(app, desired, app.owned_annotations, _applied.get(app.uid, ()))
+    applied = _applied.get(app.uid, frozenset())
+    plan = plan_annotations(app, desired, app.owned_annotations | applied, applied)
+    if plan is not None and (plan.repair or not plan.desired):
+        # A repair or a removal is confirmed against the live object first: the index can lag behind our
+        # own last write. A first write needs no check (applying the same annotations twice is a no-op).
+        fresh = read_app_facts(app)
+        plan = plan_annotations(fresh, desired, fresh.owned_annotations | applied, applied) if fresh else None
     if plan is None:
         return
     if plan.repair:

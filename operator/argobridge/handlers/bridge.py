@@ -70,6 +70,8 @@ def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] 
 @kopf.index(*RESOURCE)
 def bridge_settings_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, BridgeSettings] | None:
     """The subscription settings of each bridge, for the Application handlers (Annotations mode)."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return None  # going away: Applications must not get annotations for it any more
     settings = bridge_settings(body)
     return {namespace: settings} if settings else None
 
@@ -101,6 +103,8 @@ def on_bridge_deleted(
 ) -> None:
     with _locks[(namespace, name)]:
         post_notices(body, remove_bridge(body))
-        owned = [app for app in all_applications(applications_by_namespace) if app.owned_annotations]
-        sync_all(owned, [], time.monotonic())  # no bridge: every annotation of ours goes
+        settings = bridge_settings(body)
+        if settings is not None:
+            in_scope_apps = [a for a in all_applications(applications_by_namespace) if settings_for(a, [settings])]
+            sync_all(in_scope_apps, [], time.monotonic())  # no bridge: every annotation of ours goes
     _locks.pop((namespace, name), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from argobridge.core.appcheck import AppFacts
+from argobridge.core.appcheck import AppFacts, annotations_owned_by
 from argobridge.core.configplan import FIELD_MANAGER
 from argobridge.kube.client import custom_objects
 from argobridge.kube.errors import KubeError
@@ -33,3 +33,24 @@ def apply_annotations(app: AppFacts, annotations: dict[str, str]) -> None:
         if error.status == 404:
             return  # deleted meanwhile: nothing to annotate
         raise KubeError(f"annotating Application {app.namespace}/{app.name}", error) from None
+
+
+def read_app_facts(app: AppFacts) -> AppFacts | None:
+    """The Application as it is now (the index may lag behind our own last write), or None if gone."""
+    try:
+        body = custom_objects().get_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", app.namespace, "applications", app.name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise KubeError(f"reading Application {app.namespace}/{app.name}", error) from None
+    metadata = body.get("metadata") or {}
+    return AppFacts(
+        app.namespace,
+        app.name,
+        str(metadata.get("uid")),
+        {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
+        dict(metadata.get("labels") or {}),
+        annotations_owned_by(metadata.get("managedFields"), FIELD_MANAGER),
+    )
