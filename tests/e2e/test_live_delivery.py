@@ -246,3 +246,48 @@ def test_ref_to_a_missing_entity_is_reported_on_the_app_and_the_bridge(rig: Rig)
     body = rig.bridge()
     assert condition(body, "EntitiesResolved")["reason"] == "MissingEntities"
     assert body["status"]["applications"]["missingEntity"] >= 1
+
+
+def test_annotations_mode_subscribes_through_argobridges_annotations(rig: Rig):
+    def set_mode(mode: str) -> None:
+        rig.apps.patch_namespaced_custom_object(
+            "argobridge.io",
+            "v1alpha1",
+            rig.namespace,
+            "backstagebridges",
+            "backstage",
+            {"spec": {"subscriptions": {"mode": mode}}},
+        )
+
+    set_mode("Annotations")
+    try:
+        wait_for(
+            lambda: (
+                "subscriptions"
+                not in (rig.core.read_namespaced_config_map("argocd-notifications-cm", rig.namespace).data or {})
+            ),
+            what="the Global entry taken out",
+        )
+        rig.create_app("shop-annotated", subscribe=False)
+        key = "notifications.argoproj.io/subscribe.on-sync-failed-backstage.backstage"
+
+        def annotated() -> bool:
+            app = rig.apps.get_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", rig.namespace, "applications", "shop-annotated"
+            )
+            return key in (app["metadata"].get("annotations") or {})
+
+        wait_for(annotated, what="ArgoBridge's subscribe annotation")
+        rig.set_status("shop-annotated", "Failed", "Healthy", "annotated", started=now())
+        assert rig.wait_received("alice", "shop-annotated", "SyncFailed")["payload"]["description"].endswith(
+            "annotated"
+        )
+    finally:
+        set_mode("Global")
+    wait_for(
+        lambda: (
+            "subscriptions"
+            in (rig.core.read_namespaced_config_map("argocd-notifications-cm", rig.namespace).data or {})
+        ),
+        what="the Global entry back",
+    )
