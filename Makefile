@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test-tools run test unit contract integration e2e lint render dev-cluster clean
+.PHONY: help install tools test-tools run test unit contract integration e2e bench lint render dev-cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ integration: tools ## Integration tests only (real kube-apiserver and etcd, the 
 
 e2e: test-tools ## Live end-to-end tests: operator + notifications controller + Backstage
 	$(BIN)/pytest -p no:cacheprovider -ra tests/e2e
+
+bench: tools ## Benchmarks at 1,000 and 10,000 Applications (not part of test): make bench SIZES=200 IDLE=20
+	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --json build/bench.json
 
 lint: install ## ruff, and mypy --strict on the pure core
 	$(BIN)/ruff check operator tests

@@ -60,6 +60,7 @@ class ControlPlane:
     api_port: int = 0
     token: str = ""
     startup_seconds: float = 0.0
+    audit: bool = False  # record every write request (who, what) in workdir/audit.log, for benchmarks
 
     @property
     def kubeconfig(self) -> Path:
@@ -139,6 +140,7 @@ class ControlPlane:
                 "ServiceAccount",
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
+                *self._audit_flags(),
                 "--v",
                 "0",
             ],
@@ -148,6 +150,27 @@ class ControlPlane:
         self._write_kubeconfig()
         self.startup_seconds = time.monotonic() - started
         return self
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    def _audit_flags(self) -> list[str]:
+        if not self.audit:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
+            "- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n- level: None\n"
+        )
+        return [
+            "--audit-policy-file",
+            str(policy),
+            "--audit-log-path",
+            str(self.audit_log),
+            "--audit-log-format",
+            "json",
+        ]
 
     def _wait_ready(self, timeout: float) -> None:
         context = ssl.create_default_context()

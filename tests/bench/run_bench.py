@@ -1,0 +1,291 @@
+"""`make bench`: ArgoBridge at scale on the local control plane, against the apiserver's own limits.
+
+Not part of the test command: it prints figures (one table, and the same as JSON), it passes or fails
+nothing. Each size gets a fresh control plane; the operator runs as its own process so its memory and
+CPU can be read from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from argobridge.devcluster.argocd_engine import argocd_crd_documents
+from argobridge.devcluster.controlplane import ControlPlane
+from argobridge.kube import client as kube_client
+from argobridge.kube.crds import apply_crds, crd_documents
+
+NAMESPACE = "argocd"
+SUB_KEY = "notifications.argoproj.io/subscribe.on-sync-failed-backstage.backstage"
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    raise TimeoutError(f"not reached within {timeout}s")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered)) - 1))]
+
+
+class Operator:
+    """The operator as a separate process, with its resource use read from /proc."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        env = dict(
+            os.environ, KUBECONFIG=str(kubeconfig), ARGOBRIDGE_RESYNC_SECONDS="30", ARGOBRIDGE_LOG_FORMAT="plain"
+        )
+        self.log = open(log, "wb")  # noqa: SIM115
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "argobridge.cli", "run", "--liveness", ""],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def rss_mb(self) -> tuple[float, float]:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        values = {key: int(re.search(rf"{key}:\s+(\d+)", status).group(1)) / 1024 for key in ("VmRSS", "VmHWM")}  # type: ignore[union-attr]
+        return values["VmRSS"], values["VmHWM"]
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def operator_writes(plane: ControlPlane) -> int:
+    """Write requests by the operator's user so far, from the apiserver's audit log.
+
+    The apiserver's own writes (its identity lease, every 10 s) are not the operator's and are not
+    counted; the benchmark client itself makes no request during the idle period.
+    """
+    count = 0
+    for line in plane.audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("user", {}).get("username") == "admin" and event.get("verb") in WRITE_VERBS:
+            count += 1
+    return count
+
+
+def app_body(index: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": f"app-{index:05d}",
+            "namespace": NAMESPACE,
+            "annotations": {"backstage.io/entity-ref": f"component:default/service-{index % 500}"},
+        },
+        "spec": {
+            "project": "default",
+            "source": {
+                "repoURL": "https://git.example.com/apps.git",
+                "path": f"apps/{index}",
+                "targetRevision": "HEAD",
+            },
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": f"ns-{index % 50}"},
+        },
+    }
+
+
+def bridge_status(custom: client.CustomObjectsApi) -> dict[str, Any]:
+    body = custom.get_namespaced_custom_object("argobridge.io", "v1alpha1", NAMESPACE, "backstagebridges", "backstage")
+    return dict(body.get("status") or {})
+
+
+def run_size(count: int, idle_seconds: float, changes: int, workdir: Path) -> dict[str, Any]:
+    figures: dict[str, Any] = {"applications": count}
+    with ControlPlane(audit=True) as plane:
+        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+        config.load_kube_config(config_file=str(plane.kubeconfig))
+        kube_client.api_client.cache_clear()
+        apply_crds(argocd_crd_documents() + crd_documents())
+        core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+        core.create_namespace({"metadata": {"name": NAMESPACE}})
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda i: custom.create_namespaced_custom_object(
+                        "argoproj.io", "v1alpha1", NAMESPACE, "applications", app_body(i)
+                    ),
+                    range(count),
+                )
+            )
+        figures["create_apps_per_s"] = count / (time.monotonic() - started)
+        custom.create_namespaced_custom_object(
+            "argobridge.io",
+            "v1alpha1",
+            NAMESPACE,
+            "backstagebridges",
+            {
+                "apiVersion": "argobridge.io/v1alpha1",
+                "kind": "BackstageBridge",
+                "metadata": {"name": "backstage", "namespace": NAMESPACE},
+                "spec": {"backstage": {"url": "http://127.0.0.1:9"}, "argocd": {"url": "https://argocd.example.com"}},
+            },
+        )
+
+        operator = Operator(plane.kubeconfig, workdir / f"operator-{count}.log")
+        try:
+            figures["indexed_and_counted_s"] = wait_until(
+                lambda: (bridge_status(custom).get("applications") or {}).get("subscribed") == count,
+                timeout=600,
+                interval=0.2,
+            )
+            figures["startup_cpu_s"] = operator.cpu_seconds()
+
+            # Idle: nothing changes; the operator resyncs every 30 s here.
+            time.sleep(5)
+            writes, cpu = operator_writes(plane), operator.cpu_seconds()
+            time.sleep(idle_seconds)
+            figures["idle_seconds"] = idle_seconds
+            figures["idle_writes"] = operator_writes(plane) - writes
+            figures["idle_cpu_s"] = operator.cpu_seconds() - cpu
+            figures["rss_steady_mb"], figures["rss_peak_mb"] = operator.rss_mb()
+
+            # Reaction: a change of the bridge's spec until the ConfigMap holds it.
+            latencies = []
+            for change in range(changes):
+                severity = "critical" if change % 2 == 0 else "high"
+                custom.patch_namespaced_custom_object(
+                    "argobridge.io",
+                    "v1alpha1",
+                    NAMESPACE,
+                    "backstagebridges",
+                    "backstage",
+                    {"spec": {"events": [{"event": "SyncFailed", "severity": severity}]}},
+                )
+                sent = time.monotonic()
+
+                def applied(severity: str = severity) -> bool:
+                    data = core.read_namespaced_config_map("argocd-notifications-cm", NAMESPACE).data or {}
+                    return f'"severity" "{severity}"' in data.get("template.app-sync-failed-backstage", "")
+
+                wait_until(applied, timeout=60, interval=0.02)
+                latencies.append(time.monotonic() - sent)
+            figures["spec_to_configmap_p50_s"] = statistics.median(latencies)
+            figures["spec_to_configmap_p95_s"] = percentile(latencies, 0.95)
+
+            # Annotations mode: every app annotated, against a minimal client's raw patch rate.
+            custom.patch_namespaced_custom_object(
+                "argobridge.io",
+                "v1alpha1",
+                NAMESPACE,
+                "backstagebridges",
+                "backstage",
+                {"spec": {"subscriptions": {"mode": "Annotations"}}},
+            )
+            switched = time.monotonic()
+
+            def all_annotated() -> bool:
+                items = custom.list_namespaced_custom_object("argoproj.io", "v1alpha1", NAMESPACE, "applications")[
+                    "items"
+                ]
+                return sum(1 for item in items if SUB_KEY in (item["metadata"].get("annotations") or {})) == count
+
+            wait_until(all_annotated, timeout=1800, interval=2)
+            figures["annotate_apps_per_s"] = count / (time.monotonic() - switched)
+        finally:
+            operator.stop()
+
+        def raw_patch(index: int) -> None:
+            custom.patch_namespaced_custom_object(
+                "argoproj.io",
+                "v1alpha1",
+                NAMESPACE,
+                "applications",
+                f"app-{index:05d}",
+                {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "Application",
+                    "metadata": {"name": f"app-{index:05d}", "namespace": NAMESPACE, "annotations": {"bench/raw": "1"}},
+                },
+                field_manager="bench-raw",
+                _content_type="application/apply-patch+yaml",
+            )
+
+        sample = min(count, 2000)
+        started = time.monotonic()
+        for index in range(sample):
+            raw_patch(index)
+        figures["raw_patch_sequential_per_s"] = sample / (time.monotonic() - started)
+        figures["annotate_vs_raw_sequential"] = figures["annotate_apps_per_s"] / figures["raw_patch_sequential_per_s"]
+    return figures
+
+
+COLUMNS = [
+    ("applications", "apps", "{:.0f}"),
+    ("indexed_and_counted_s", "indexed+counted s", "{:.1f}"),
+    ("rss_peak_mb", "RSS peak MB", "{:.0f}"),
+    ("rss_steady_mb", "RSS steady MB", "{:.0f}"),
+    ("startup_cpu_s", "CPU s (start)", "{:.1f}"),
+    ("idle_writes", "idle writes", "{:.0f}"),
+    ("idle_cpu_s", "idle CPU s", "{:.2f}"),
+    ("spec_to_configmap_p50_s", "spec→CM p50 s", "{:.3f}"),
+    ("spec_to_configmap_p95_s", "spec→CM p95 s", "{:.3f}"),
+    ("annotate_apps_per_s", "annotate/s", "{:.0f}"),
+    ("raw_patch_sequential_per_s", "raw patch/s", "{:.0f}"),
+    ("annotate_vs_raw_sequential", "annotate/raw", "{:.0%}"),
+]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    lines = [header, "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated application counts")
+    parser.add_argument("--idle", type=float, default=120.0, help="idle period in seconds")
+    parser.add_argument("--changes", type=int, default=30, help="spec changes for the reaction time")
+    parser.add_argument("--json", default="build/bench.json", help="where to write the figures")
+    args = parser.parse_args()
+    workdir = Path(args.json).resolve().parent
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in [int(item) for item in args.sizes.split(",")]:
+        print(f"== {size} applications", flush=True)
+        rows.append(run_size(size, args.idle, args.changes, workdir))
+        print(json.dumps(rows[-1]), flush=True)
+    machine = f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    Path(args.json).write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    print(f"\nArgoBridge benchmark on {machine}\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
