@@ -64,20 +64,49 @@ _lock = threading.Lock()
 _repairs: defaultdict[str, list[float]] = defaultdict(list)
 _warned: set[str] = set()
 _applied: dict[str, frozenset[str]] = {}
+_applied_at: dict[str, float] = {}
+# The bulk pass skips apps written this recently: its snapshot of them may predate our own write, and
+# the Application's event handler sees any later change as it happens.
+IN_FLIGHT_SECONDS = 30.0
+# Bridges being deleted: their Applications must lose ArgoBridge's annotations, not get them back from
+# an event that still sees the bridge.
+_deleting: set[tuple[str, str]] = set()
+
+
+def mark_deleting(namespace: str, name: str) -> None:
+    _deleting.add((namespace, name))
+
+
+def _is_deleting(settings: BridgeSettings) -> bool:
+    return (settings.namespace, settings.name) in _deleting
+
+
+def _desired(app: AppFacts, settings: BridgeSettings | None) -> dict[str, str]:
+    if settings is None or settings.mode is not SubscriptionMode.ANNOTATIONS or _is_deleting(settings):
+        return {}
+    return desired_annotations(app, settings.service, settings.triggers)
+
+
+def needs_sync(app: AppFacts, settings: BridgeSettings | None) -> bool:
+    """Whether the app's annotations differ from what its bridge asks of ArgoBridge (no I/O)."""
+    applied = _applied.get(app.uid, frozenset())
+    return plan_annotations(app, _desired(app, settings), app.owned_annotations | applied, applied) is not None
 
 
 def sync_app_annotations(app: AppFacts, settings: BridgeSettings | None, now: float) -> None:
     """Make the app carry exactly the subscription annotations its bridge's mode asks of ArgoBridge."""
-    desired: dict[str, str] = {}
-    if settings is not None and settings.mode is SubscriptionMode.ANNOTATIONS:
-        desired = desired_annotations(app, settings.service, settings.triggers)
+    desired = _desired(app, settings)
     applied = _applied.get(app.uid, frozenset())
-    plan = plan_annotations(app, desired, app.owned_annotations | applied, applied)
-    if plan is not None and (plan.repair or not plan.desired):
-        # A repair or a removal is confirmed against the live object first: the index can lag behind our
-        # own last write. A first write needs no check (applying the same annotations twice is a no-op).
+    if not desired and (app.owned_annotations or applied):
+        # Ours may have to go, and the store may not show our latest write yet: look at the live object.
         fresh = read_app_facts(app)
         plan = plan_annotations(fresh, desired, fresh.owned_annotations | applied, applied) if fresh else None
+    else:
+        plan = plan_annotations(app, desired, app.owned_annotations | applied, applied)
+        if plan is not None and plan.repair:
+            # A repair is confirmed against the live object first: the store can lag behind our own write.
+            fresh = read_app_facts(app)
+            plan = plan_annotations(fresh, desired, fresh.owned_annotations | applied, applied) if fresh else None
     if plan is None:
         return
     if plan.repair:
@@ -90,6 +119,7 @@ def sync_app_annotations(app: AppFacts, settings: BridgeSettings | None, now: fl
             history.append(now)
     apply_annotations(app, plan.desired)
     _applied[app.uid] = frozenset(plan.desired)
+    _applied_at[app.uid] = now
 
 
 def _warn_fight(app: AppFacts, repairs: int) -> None:
@@ -120,5 +150,11 @@ def sync_all(applications: Iterable[AppFacts], settings: Iterable[BridgeSettings
     """Every Application, against the bridges as they are now; a few writes in flight at once, since
     one patch at a time leaves the apiserver mostly waiting on round trips."""
     known = list(settings)
+
+    def in_flight(app: AppFacts, chosen: BridgeSettings | None) -> bool:
+        recent = now - _applied_at.get(app.uid, -IN_FLIGHT_SECONDS) < IN_FLIGHT_SECONDS
+        return recent and _applied.get(app.uid) == frozenset(_desired(app, chosen))
+
+    work = [(app, chosen) for app in applications if not in_flight(app, chosen := settings_for(app, known))]
     with ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="annotations") as pool:
-        list(pool.map(lambda app: sync_app_annotations(app, settings_for(app, known), now), applications))
+        list(pool.map(lambda item: sync_app_annotations(item[0], item[1], now), work))

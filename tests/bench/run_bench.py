@@ -80,18 +80,23 @@ class Operator:
         self.log.close()
 
 
-def operator_writes(plane: ControlPlane) -> int:
+def operator_writes(plane: ControlPlane) -> list[dict[str, Any]]:
     """Write requests by the operator's user so far, from the apiserver's audit log.
 
     The apiserver's own writes (its identity lease, every 10 s) are not the operator's and are not
     counted; the benchmark client itself makes no request during the idle period.
     """
-    count = 0
+    writes = []
     for line in plane.audit_log.read_text().splitlines():
         event = json.loads(line)
         if event.get("user", {}).get("username") == "admin" and event.get("verb") in WRITE_VERBS:
-            count += 1
-    return count
+            writes.append(event)
+    return writes
+
+
+def describe(event: dict[str, Any]) -> str:
+    ref = event.get("objectRef") or {}
+    return f"{event.get('verb')} {ref.get('resource')}/{ref.get('subresource') or ''}{ref.get('name')}"
 
 
 def app_body(index: int) -> dict[str, Any]:
@@ -163,12 +168,29 @@ def run_size(count: int, idle_seconds: float, changes: int, workdir: Path) -> di
             )
             figures["startup_cpu_s"] = operator.cpu_seconds()
 
-            # Idle: nothing changes; the operator resyncs every 30 s here.
-            time.sleep(5)
-            writes, cpu = operator_writes(plane), operator.cpu_seconds()
+            # Idle: nothing changes; the operator resyncs every 30 s here. It starts once the operator has
+            # made no write for 10 s (the last status updates of startup), which is reported too.
+            def quiet() -> bool:
+                writes = operator_writes(plane)
+                last = writes[-1]["stageTimestamp"] if writes else None
+                time.sleep(10)
+                after = operator_writes(plane)
+                return (after[-1]["stageTimestamp"] if after else None) == last
+
+            figures["settled_s"] = figures["indexed_and_counted_s"] + wait_until(quiet, timeout=300, interval=0)
+            writes, cpu = len(operator_writes(plane)), operator.cpu_seconds()
+            status_before = bridge_status(custom)
             time.sleep(idle_seconds)
+            status_after = bridge_status(custom)
+            figures["idle_status_changes"] = sorted(
+                json.dumps(item, sort_keys=True)
+                for item in [*status_after.get("conditions", []), status_after.get("applications")]
+                if item not in [*status_before.get("conditions", []), status_before.get("applications")]
+            )
             figures["idle_seconds"] = idle_seconds
-            figures["idle_writes"] = operator_writes(plane) - writes
+            idle = operator_writes(plane)[writes:]
+            figures["idle_writes"] = len(idle)
+            figures["idle_write_requests"] = [describe(event) for event in idle]
             figures["idle_cpu_s"] = operator.cpu_seconds() - cpu
             figures["rss_steady_mb"], figures["rss_peak_mb"] = operator.rss_mb()
 

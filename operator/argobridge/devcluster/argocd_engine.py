@@ -9,9 +9,7 @@ binary runs as the notifications controller when started under the name `argocd-
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -22,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from argobridge.devcluster import processes
 from argobridge.devcluster.controlplane import free_port
 from argobridge.devcluster.gobuild import ensure_built, go_env
 from argobridge.devcluster.versions import ARGO_CD
@@ -151,25 +150,14 @@ class NotificationsController:
     metrics_port: int = field(default_factory=free_port)
 
     def start(self) -> NotificationsController:
-        log = open(self.log_path, "wb")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(
-            [
-                str(notifications_controller_binary()),
-                "--kubeconfig",
-                str(self.kubeconfig),
-                "--namespace",
-                self.namespace,
-                "--metrics-port",
-                str(self.metrics_port),
-                "--loglevel",
-                "debug",
-                "--logformat",
-                "json",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        args = [
+            str(notifications_controller_binary()),
+            *("--kubeconfig", str(self.kubeconfig), "--namespace", self.namespace),
+            *("--metrics-port", str(self.metrics_port), "--logformat", "json"),
+            # Not debug: at debug the controller logs each request with its Authorization header.
+            *("--loglevel", "info"),
+        ]
+        self.process = processes.spawn(args, self.log_path)
         return self
 
     def log_lines(self) -> list[dict[str, Any]]:
@@ -189,13 +177,7 @@ class NotificationsController:
             return str(response.read().decode())
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        processes.stop(self.process, timeout=10)
 
     def __enter__(self) -> NotificationsController:
         return self.start()

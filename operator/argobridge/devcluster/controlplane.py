@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import os
 import secrets
 import shutil
 import signal
@@ -29,6 +28,7 @@ from types import TracebackType
 
 import yaml
 
+from argobridge.devcluster import processes
 from argobridge.devcluster.gobuild import ensure_built
 from argobridge.devcluster.versions import ETCD, KUBE_APISERVER
 
@@ -71,8 +71,7 @@ class ControlPlane:
         return f"https://127.0.0.1:{self.api_port}"
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / log_name, "wb")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = processes.spawn(args, self.workdir / log_name)
         self.processes.append(proc)
         return proc
 
@@ -228,14 +227,7 @@ class ControlPlane:
     def stop(self) -> None:
         """Stop every process this control plane started (apiserver first), then remove its files."""
         for proc in reversed(self.processes):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in reversed(self.processes):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            processes.stop(proc)
         self.processes.clear()
         if not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

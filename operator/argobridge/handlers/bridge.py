@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import defaultdict
@@ -10,7 +11,8 @@ from typing import Any
 
 import kopf
 
-from argobridge.annotation_sync import BridgeSettings, bridge_settings, settings_for, sync_all
+from argobridge.annotation_sync import BridgeSettings, bridge_settings, mark_deleting, settings_for, sync_all
+from argobridge.app_store import APPS
 from argobridge.core.appcheck import AppFacts
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
@@ -19,7 +21,16 @@ from argobridge.reconcile import reconcile_bridge, remove_bridge
 from argobridge.settings import Settings
 
 RESOURCE = (GROUP, VERSION, PLURAL)
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(key: tuple[str, str]) -> threading.Lock:
+    """One lock per bridge, created once even when two worker threads ask at the same moment."""
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
 # Problems already posted as Events on an Application (by uid), so a resync does not repeat them.
 _posted: dict[str, set[str]] = {}
 
@@ -45,16 +56,10 @@ def post_app_problems(problems: Iterable[tuple[AppFacts, str]]) -> None:
     _posted.update(current)
 
 
-def all_applications(index: kopf.Index[str, AppFacts] | None) -> list[AppFacts]:
-    if index is None:
-        return []
-    return [app for namespace in list(index) for app in index.get(namespace, [])]
-
-
 def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] = ()) -> None:
     """Reconcile one bridge by name, one reconcile at a time per bridge, from its current body."""
     apps = list(applications)
-    with _locks[(namespace, name)]:
+    with _lock_for((namespace, name)):
         body = get_bridge(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
@@ -85,26 +90,36 @@ def bridges_by_namespace(namespace: str, name: str, **_: Any) -> dict[str, str]:
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE)
 @kopf.on.resume(*RESOURCE)
-def on_bridge_changed(
-    namespace: str, name: str, applications_by_namespace: kopf.Index[str, AppFacts], **_: Any
-) -> None:
-    reconcile_named(namespace, name, all_applications(applications_by_namespace))
+def on_bridge_changed(namespace: str, name: str, **_: Any) -> None:
+    reconcile_named(namespace, name, APPS.all())
 
 
 @kopf.timer(*RESOURCE, interval=Settings.from_env().resync_seconds, initial_delay=5)
-def on_resync(namespace: str, name: str, applications_by_namespace: kopf.Index[str, AppFacts], **_: Any) -> None:
-    """Periodic: drift is caught at once by the ConfigMap and Secret watches; Application counts here."""
-    reconcile_named(namespace, name, all_applications(applications_by_namespace))
+def on_resync(namespace: str, name: str, **_: Any) -> None:
+    """Periodic safety net: drift is caught at once by the ConfigMap and Secret watches."""
+    reconcile_named(namespace, name, APPS.all())
+
+
+_counted: dict[tuple[str, str], int] = {}
+
+
+@kopf.timer(*RESOURCE, interval=2, initial_delay=2)
+async def on_applications_changed(namespace: str, name: str, **_: Any) -> None:
+    """Recount and recheck Applications within seconds of a change, and only after one."""
+    version = APPS.version
+    if _counted.get((namespace, name)) == version:
+        return
+    await asyncio.to_thread(reconcile_named, namespace, name, APPS.all())
+    _counted[(namespace, name)] = version
 
 
 @kopf.on.delete(*RESOURCE)
-def on_bridge_deleted(
-    body: kopf.Body, namespace: str, name: str, applications_by_namespace: kopf.Index[str, AppFacts], **_: Any
-) -> None:
-    with _locks[(namespace, name)]:
+def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    mark_deleting(namespace, name)
+    with _lock_for((namespace, name)):
         post_notices(body, remove_bridge(body))
         settings = bridge_settings(body)
         if settings is not None:
-            in_scope_apps = [a for a in all_applications(applications_by_namespace) if settings_for(a, [settings])]
+            in_scope_apps = [app for app in APPS.all() if settings_for(app, [settings])]
             sync_all(in_scope_apps, [], time.monotonic())  # no bridge: every annotation of ours goes
     _locks.pop((namespace, name), None)

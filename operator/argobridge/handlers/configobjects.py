@@ -5,40 +5,31 @@ Event handlers only: they make kopf write nothing onto these objects (no finaliz
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 
-from argobridge.core.appcheck import AppFacts
+from argobridge.app_store import APPS
 from argobridge.core.spec import DEFAULT_SECRET_NAME, NOTIFICATIONS_CONFIGMAP
-from argobridge.handlers.bridge import all_applications, reconcile_named
+from argobridge.handlers.bridge import reconcile_named
 from argobridge.kube.argocd import ARGOCD_CM
 
 WATCHED_CONFIGMAPS = frozenset({NOTIFICATIONS_CONFIGMAP, ARGOCD_CM})
 
 
-def _reconcile_namespace(
-    namespace: str, bridges: kopf.Index[str, str], applications: kopf.Index[str, AppFacts]
-) -> None:
-    for bridge_name in bridges.get(namespace, []):
-        reconcile_named(namespace, bridge_name, all_applications(applications))
+def _reconcile_all(namespace: str, names: list[str]) -> None:
+    for bridge_name in names:
+        reconcile_named(namespace, bridge_name, APPS.all())
 
 
 @kopf.on.event("", "v1", "configmaps", when=lambda name, **_: name in WATCHED_CONFIGMAPS)
-def on_configmap_event(
-    namespace: str,
-    bridges_by_namespace: kopf.Index[str, str],
-    applications_by_namespace: kopf.Index[str, AppFacts],
-    **_: Any,
-) -> None:
-    _reconcile_namespace(namespace, bridges_by_namespace, applications_by_namespace)
-
-
 @kopf.on.event("", "v1", "secrets", when=lambda name, **_: name == DEFAULT_SECRET_NAME)
-def on_secret_event(
-    namespace: str,
-    bridges_by_namespace: kopf.Index[str, str],
-    applications_by_namespace: kopf.Index[str, AppFacts],
-    **_: Any,
-) -> None:
-    _reconcile_namespace(namespace, bridges_by_namespace, applications_by_namespace)
+async def on_config_object_event(namespace: str, bridges_by_namespace: kopf.Index[str, str], **_: Any) -> None:
+    """A watched ConfigMap or the token's Secret changed: reconcile the bridges of that namespace.
+
+    The index is read here, in the event loop that updates it; the reconcile runs in a worker thread.
+    """
+    names = list(bridges_by_namespace.get(namespace, []))
+    if names:
+        await asyncio.to_thread(_reconcile_all, namespace, names)

@@ -12,6 +12,20 @@ from argobridge.core.spec import GROUP
 PREFIX = GROUP
 
 
+_PER_OBJECT_HANDLERS = ("'on_application_event'", "'on_config_object_event'")
+
+
+def _quiet_per_object_success(record: logging.LogRecord) -> bool:
+    """Drop "Handler ... succeeded" for the watches of Argo CD's objects: one line per Application
+    event would make the log grow with the cluster, not with anything ArgoBridge did."""
+    message = record.getMessage()
+    return not (
+        record.levelno <= logging.INFO
+        and message.endswith("succeeded.")
+        and any(h in message for h in _PER_OBJECT_HANDLERS)
+    )
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Set kopf up once: standalone, argobridge.io/ finalizer and annotations, Events only for warnings."""
@@ -25,6 +39,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Client libraries log every request at INFO/DEBUG; request bodies may carry Secret data.
     for name in ("kubernetes", "urllib3", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").addFilter(_quiet_per_object_success)
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
 

@@ -6,6 +6,7 @@ from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.appcheck import AppFacts, annotations_owned_by
 from argobridge.core.configplan import FIELD_MANAGER
+from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import custom_objects
 from argobridge.kube.errors import KubeError
 
@@ -17,22 +18,13 @@ def apply_annotations(app: AppFacts, annotations: dict[str, str]) -> None:
         "kind": "Application",
         "metadata": {"name": app.name, "namespace": app.namespace, "annotations": annotations},
     }
+    target = ("argoproj.io", "v1alpha1", app.namespace, "applications", app.name)
     try:
-        custom_objects().patch_namespaced_custom_object(
-            "argoproj.io",
-            "v1alpha1",
-            app.namespace,
-            "applications",
-            app.name,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type="application/apply-patch+yaml",
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return  # deleted meanwhile: nothing to annotate
-        raise KubeError(f"annotating Application {app.namespace}/{app.name}", error) from None
+        patch = custom_objects().patch_namespaced_custom_object
+        server_side_apply(patch, *target, body=body, action=f"annotating Application {app.namespace}/{app.name}")
+    except KubeError as error:
+        if error.status != 404:  # deleted meanwhile: nothing to annotate
+            raise
 
 
 def read_app_facts(app: AppFacts) -> AppFacts | None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from argobridge.core.configplan import FIELD_MANAGER, keys_managed_by
+from argobridge.core.configplan import keys_managed_by
+from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
 from argobridge.kube.errors import KubeError, is_not_found
 
@@ -47,14 +48,5 @@ def apply_config_map_data(namespace: str, name: str, data: dict[str, str]) -> No
         "metadata": {"name": name, "namespace": namespace},
         "data": data,
     }
-    try:
-        core_v1().patch_namespaced_config_map(
-            name,
-            namespace,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type="application/apply-patch+yaml",
-        )
-    except ApiException as error:
-        raise KubeError(f"applying ConfigMap {namespace}/{name}", error) from None
+    action = f"applying ConfigMap {namespace}/{name}"
+    server_side_apply(core_v1().patch_namespaced_config_map, name, namespace, body=body, action=action)

@@ -8,11 +8,9 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from argobridge.core.configplan import FIELD_MANAGER
+from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import api_client
-from argobridge.kube.errors import KubeError
 
 MANIFESTS = Path(__file__).resolve().parents[3] / "manifests"
 
@@ -31,16 +29,8 @@ def apply_crds(documents: list[dict[str, Any]], timeout: float = 30.0) -> list[s
     names = []
     for document in documents:
         name = document["metadata"]["name"]
-        try:
-            api.patch_custom_resource_definition(
-                name,
-                document,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type="application/apply-patch+yaml",
-            )
-        except ApiException as error:
-            raise KubeError(f"applying CustomResourceDefinition {name}", error) from None
+        action = f"applying CustomResourceDefinition {name}"
+        server_side_apply(api.patch_custom_resource_definition, name, body=document, action=action)
         names.append(name)
     deadline = time.monotonic() + timeout
     for name in names:

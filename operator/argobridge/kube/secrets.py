@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from argobridge.core.configplan import FIELD_MANAGER
+from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
 from argobridge.kube.errors import KubeError, is_not_found
 
@@ -39,17 +39,8 @@ def apply_secret_key(namespace: str, name: str, key: str, value: str) -> None:
         "metadata": {"name": name, "namespace": namespace},
         "data": {key: base64.b64encode(value.encode()).decode()},
     }
-    try:
-        core_v1().patch_namespaced_secret(
-            name,
-            namespace,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type="application/apply-patch+yaml",
-        )
-    except ApiException as error:
-        raise KubeError(f"writing key {key} of Secret {namespace}/{name}", error) from None
+    action = f"writing key {key} of Secret {namespace}/{name}"
+    server_side_apply(core_v1().patch_namespaced_secret, name, namespace, body=body, action=action)
 
 
 def remove_secret_key(namespace: str, name: str, key: str) -> bool:
