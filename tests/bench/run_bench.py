@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,118 @@ def run_size(count: int, idle_seconds: float, changes: int, workdir: Path) -> di
     return figures
 
 
+def run_e2e_latency(events: int, workdir: Path) -> dict[str, Any]:
+    """Application status written → notification readable in Backstage, through the real engine.
+
+    Backstage stamps each notification when it stores it, so the total splits into the engine's part
+    (status write → stored: the controller noticing, rendering and posting) and the rest (stored →
+    read back by the polling reader).
+    """
+    import base64
+    import uuid
+
+    from argobridge.devcluster.argocd_engine import NotificationsController
+    from argobridge.devcluster.backstage import BackstageServer
+    from argobridge.devcluster.controlplane import free_port
+
+    with ControlPlane() as plane:
+        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+        config.load_kube_config(config_file=str(plane.kubeconfig))
+        kube_client.api_client.cache_clear()
+        apply_crds(argocd_crd_documents() + crd_documents())
+        core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+        core.create_namespace({"metadata": {"name": NAMESPACE}})
+        port = free_port()
+        custom.create_namespaced_custom_object(
+            "argobridge.io",
+            "v1alpha1",
+            NAMESPACE,
+            "backstagebridges",
+            {
+                "apiVersion": "argobridge.io/v1alpha1",
+                "kind": "BackstageBridge",
+                "metadata": {"name": "backstage", "namespace": NAMESPACE},
+                "spec": {"backstage": {"url": f"http://127.0.0.1:{port}"}},
+            },
+        )
+        operator = Operator(plane.kubeconfig, workdir / "operator-e2e.log")
+        try:
+
+            def token() -> bool:
+                try:
+                    return "backstage-token" in (
+                        core.read_namespaced_secret("argocd-notifications-secret", NAMESPACE).data or {}
+                    )
+                except client.exceptions.ApiException:
+                    return False
+
+            wait_until(token, timeout=60)
+            value = base64.b64decode(
+                core.read_namespaced_secret("argocd-notifications-secret", NAMESPACE).data["backstage-token"]
+            ).decode()
+            backstage = BackstageServer(token=value, port=port).start()
+            controller = NotificationsController(plane.kubeconfig, NAMESPACE, workdir / "controller-e2e.log").start()
+            try:
+                alice = backstage.user_token("alice")
+                totals, engine = [], []
+                for index in range(events):
+                    name = f"e2e-{index:03d}-{uuid.uuid4().hex[:4]}"
+                    body = app_body(index)
+                    body["metadata"]["name"] = name
+                    body["metadata"]["annotations"] = {"backstage.io/entity-ref": "component:default/shop"}
+                    custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", NAMESPACE, "applications", body)
+                    time.sleep(0.3)
+                    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    status = {
+                        "status": {
+                            "sync": {"status": "Synced"},
+                            "health": {"status": "Healthy"},
+                            "reconciledAt": stamp,
+                            "operationState": {
+                                "phase": "Failed",
+                                "message": "x",
+                                "startedAt": stamp,
+                                "finishedAt": stamp,
+                            },
+                        }
+                    }
+                    written = time.time()
+                    custom.patch_namespaced_custom_object(
+                        "argoproj.io", "v1alpha1", NAMESPACE, "applications", name, status
+                    )
+                    scope = f"argocd/{NAMESPACE}/{name}/SyncFailed"
+                    found: dict[str, Any] = {}
+
+                    def arrived(scope: str = scope, found: dict[str, Any] = found, name: str = name) -> bool:
+                        from argobridge.devcluster.backstage import _request
+
+                        _, answer = _request(
+                            "GET", f"{backstage.url}/api/notifications/notifications?search={name}", alice
+                        )
+                        for item in answer.get("notifications", []):
+                            if item["payload"].get("scope") == scope:
+                                found.update(item)
+                                return True
+                        return False
+
+                    wait_until(arrived, timeout=60, interval=0.02)
+                    totals.append(time.time() - written)
+                    created = datetime.fromisoformat(found["created"].replace("Z", "+00:00")).timestamp()
+                    engine.append(created - written)
+            finally:
+                controller.stop()
+                backstage.stop()
+        finally:
+            operator.stop()
+    return {
+        "events": events,
+        "status_to_readable_p50_s": statistics.median(totals),
+        "status_to_readable_p95_s": percentile(totals, 0.95),
+        "status_to_stored_p50_s": statistics.median(engine),
+        "status_to_stored_p95_s": percentile(engine, 0.95),
+    }
+
+
 COLUMNS = [
     ("applications", "apps", "{:.0f}"),
     ("indexed_and_counted_s", "indexed+counted s", "{:.1f}"),
@@ -294,18 +407,29 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=120.0, help="idle period in seconds")
     parser.add_argument("--changes", type=int, default=30, help="spec changes for the reaction time")
     parser.add_argument("--json", default="build/bench.json", help="where to write the figures")
+    parser.add_argument("--e2e-events", type=int, default=50, help="events for the end-to-end latency (0: skip)")
     args = parser.parse_args()
     workdir = Path(args.json).resolve().parent
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for size in [int(item) for item in args.sizes.split(",")]:
+    for size in [int(item) for item in args.sizes.split(",") if item]:
         print(f"== {size} applications", flush=True)
         rows.append(run_size(size, args.idle, args.changes, workdir))
         print(json.dumps(rows[-1]), flush=True)
+    latency = run_e2e_latency(args.e2e_events, workdir) if args.e2e_events else None
     machine = f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
-    Path(args.json).write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    Path(args.json).write_text(json.dumps({"machine": machine, "results": rows, "end_to_end": latency}, indent=2))
     print(f"\nArgoBridge benchmark on {machine}\n")
-    print(table(rows))
+    if rows:
+        print(table(rows))
+    if latency:
+        print(
+            f"\nend to end over {latency['events']} events: status → readable in Backstage p50"
+            f" {latency['status_to_readable_p50_s']:.3f} s, p95 {latency['status_to_readable_p95_s']:.3f} s;"
+            " of which status → stored by Backstage (the engine's share)"
+            f" p50 {latency['status_to_stored_p50_s']:.3f} s,"
+            f" p95 {latency['status_to_stored_p95_s']:.3f} s"
+        )
     return 0
 
 
