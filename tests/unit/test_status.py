@@ -82,3 +82,10 @@ def test_token_problems_never_quote_the_token():
     for bad in ("t1ny", "has space in it", "tab\tinside-long-enough"):
         problem = token_problem(bad)
         assert problem and bad not in problem
+
+
+def test_a_count_that_goes_away_is_removed_not_rewritten_forever():
+    previous = {"applications": {"watched": 3, "missingEntity": 0}, "observedGeneration": 1}
+    new = {"applications": {"watched": 3}, "observedGeneration": 1}
+    assert status_patch(previous, new) == {"applications": {"missingEntity": None}}
+    assert status_patch(new, new) is None

@@ -92,15 +92,31 @@ OWN_STATUS_KEYS = frozenset(
 )
 
 
+def _merge_patch(previous: Mapping[str, Any], new: Mapping[str, Any], own: frozenset[str] | None) -> dict[str, Any]:
+    """RFC 7396 merge patch from `previous` to `new`; nested maps get explicit nulls for keys that went
+    away, or the apiserver would keep them (and every later comparison would differ again)."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        old = previous.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            nested = _merge_patch(old, value, None)
+            if nested:
+                patch[key] = nested
+        elif old != value:
+            patch[key] = value
+    for key in previous:
+        if key not in new and (own is None or key in own):
+            patch[key] = None
+    return patch
+
+
 def status_patch(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any] | None:
     """The merge patch that turns `previous` into `new`, or None when they already agree.
 
-    Keys of ours that `new` lacks are set to null (removed); keys kopf keeps in status are left alone.
+    Keys of ours that `new` lacks are set to null (removed), at every depth; keys kopf keeps in status
+    are left alone.
     """
-    previous = previous or {}
-    patch: dict[str, Any] = {key: value for key, value in new.items() if previous.get(key) != value}
-    patch.update({key: None for key in OWN_STATUS_KEYS if key in previous and key not in new})
-    return patch or None
+    return _merge_patch(previous or {}, new, OWN_STATUS_KEYS) or None
 
 
 def ready_reason(conditions: Sequence[Mapping[str, Any]]) -> str | None:
