@@ -337,6 +337,7 @@ def run_e2e_latency(events: int, workdir: Path) -> dict[str, Any]:
                                 "message": "x",
                                 "startedAt": stamp,
                                 "finishedAt": stamp,
+                                "operation": {"sync": {}},
                             },
                         }
                     }
