@@ -100,6 +100,27 @@ def describe(event: dict[str, Any]) -> str:
     return f"{event.get('verb')} {ref.get('resource')}/{ref.get('subresource') or ''}{ref.get('name')}"
 
 
+def prepare_cluster(plane: ControlPlane) -> tuple[client.CoreV1Api, client.CustomObjectsApi]:
+    """Point every client at this control plane, install the CRDs and the Argo CD namespace."""
+    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+    config.load_kube_config(config_file=str(plane.kubeconfig))
+    kube_client.api_client.cache_clear()
+    apply_crds(argocd_crd_documents() + crd_documents())
+    core, custom = client.CoreV1Api(), client.CustomObjectsApi()
+    core.create_namespace({"metadata": {"name": NAMESPACE}})
+    return core, custom
+
+
+def create_bridge(custom: client.CustomObjectsApi, spec: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": "argobridge.io/v1alpha1",
+        "kind": "BackstageBridge",
+        "metadata": {"name": "backstage", "namespace": NAMESPACE},
+        "spec": spec,
+    }
+    custom.create_namespaced_custom_object("argobridge.io", "v1alpha1", NAMESPACE, "backstagebridges", body)
+
+
 def app_body(index: int) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -129,12 +150,7 @@ def bridge_status(custom: client.CustomObjectsApi) -> dict[str, Any]:
 def run_size(count: int, idle_seconds: float, changes: int, workdir: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {"applications": count}
     with ControlPlane(audit=True) as plane:
-        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
-        config.load_kube_config(config_file=str(plane.kubeconfig))
-        kube_client.api_client.cache_clear()
-        apply_crds(argocd_crd_documents() + crd_documents())
-        core, custom = client.CoreV1Api(), client.CustomObjectsApi()
-        core.create_namespace({"metadata": {"name": NAMESPACE}})
+        core, custom = prepare_cluster(plane)
 
         started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
@@ -147,17 +163,8 @@ def run_size(count: int, idle_seconds: float, changes: int, workdir: Path) -> di
                 )
             )
         figures["create_apps_per_s"] = count / (time.monotonic() - started)
-        custom.create_namespaced_custom_object(
-            "argobridge.io",
-            "v1alpha1",
-            NAMESPACE,
-            "backstagebridges",
-            {
-                "apiVersion": "argobridge.io/v1alpha1",
-                "kind": "BackstageBridge",
-                "metadata": {"name": "backstage", "namespace": NAMESPACE},
-                "spec": {"backstage": {"url": "http://127.0.0.1:9"}, "argocd": {"url": "https://argocd.example.com"}},
-            },
+        create_bridge(
+            custom, {"backstage": {"url": "http://127.0.0.1:9"}, "argocd": {"url": "https://argocd.example.com"}}
         )
 
         operator = Operator(plane.kubeconfig, workdir / f"operator-{count}.log")
@@ -280,25 +287,9 @@ def run_e2e_latency(events: int, workdir: Path) -> dict[str, Any]:
     from argobridge.devcluster.controlplane import free_port
 
     with ControlPlane() as plane:
-        os.environ["KUBECONFIG"] = str(plane.kubeconfig)
-        config.load_kube_config(config_file=str(plane.kubeconfig))
-        kube_client.api_client.cache_clear()
-        apply_crds(argocd_crd_documents() + crd_documents())
-        core, custom = client.CoreV1Api(), client.CustomObjectsApi()
-        core.create_namespace({"metadata": {"name": NAMESPACE}})
+        core, custom = prepare_cluster(plane)
         port = free_port()
-        custom.create_namespaced_custom_object(
-            "argobridge.io",
-            "v1alpha1",
-            NAMESPACE,
-            "backstagebridges",
-            {
-                "apiVersion": "argobridge.io/v1alpha1",
-                "kind": "BackstageBridge",
-                "metadata": {"name": "backstage", "namespace": NAMESPACE},
-                "spec": {"backstage": {"url": f"http://127.0.0.1:{port}"}},
-            },
-        )
+        create_bridge(custom, {"backstage": {"url": f"http://127.0.0.1:{port}"}})
         operator = Operator(plane.kubeconfig, workdir / "operator-e2e.log")
         try:
 
