@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from argobridge import backstage_client
+from argobridge import backstage_client, gitops_config
 from argobridge.core.appcheck import (
     AppFacts,
     CatalogAnswer,
@@ -32,6 +32,7 @@ from argobridge.core.configplan import ForeignDataError, plan_config, plan_remov
 from argobridge.core.events import CATALOG
 from argobridge.core.probe import entities_condition, probe_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
+from argobridge.core.resourceplan import UnsafeContextError
 from argobridge.core.spec import (
     NOTIFICATIONS_CONFIGMAP,
     BridgeSpec,
@@ -104,10 +105,23 @@ def _older_bridge(bridge: BridgeRef) -> str | None:
     return None
 
 
-def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport) -> str | None:
-    """Make sure Argo CD's Secret holds a usable token; return it (for the probe only) when it does."""
+def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, keep_copy: bool = False) -> str | None:
+    """Make sure Argo CD's Secret holds a usable token; return it (for the probe only) when it does.
+
+    With `keep_copy` (OpenShift GitOps, whose operator deletes that Secret when notifications are turned
+    off) a copy is kept in ArgoBridge's own Secret and restored from there before a new one is made.
+    """
+    token = _ensure_token_in_secret(bridge, spec, report, keep_copy)
+    if token and keep_copy:
+        gitops_config.keep_token(bridge.namespace, spec, token)
+    return token
+
+
+def _ensure_token_in_secret(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, restore: bool) -> str | None:
     current = secrets.read_secret_key(bridge.namespace, spec.secret_name, spec.token_key)
     where = f"key {spec.token_key} of Secret {spec.secret_name}"
+    if current is None and restore and (kept := gitops_config.restore_token(bridge.namespace, spec, report)):
+        return kept
     if current is None:
         token = generate_token()
         secrets.apply_secret_key(bridge.namespace, spec.secret_name, spec.token_key, token)
@@ -183,6 +197,19 @@ def _catalog(
     return answer
 
 
+def _apply_gitops_config(
+    bridge: BridgeRef,
+    spec: BridgeSpec,
+    facts: gitops_config.FlavorFacts,
+    report: ReconcileReport,
+    applications: Iterable[AppFacts],
+    token: str,
+) -> None:
+    config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report)
+    if config is not None:
+        _check_applications(bridge, spec, config, applications, report, token)
+
+
 def _apply_config(
     bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, applications: Iterable[AppFacts], token: str
 ) -> None:
@@ -193,7 +220,6 @@ def _apply_config(
     previous_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
     plan = plan_config(observed.data, observed.managed, rendered, previous_context)
     fingerprint = config_hash(plan.data)
-    report.flavor = Flavor.ARGOCD.value
     report.config_map = NOTIFICATIONS_CONFIGMAP
     report.argocd_url = argocd_url
     report.owned_keys = len(rendered.owned)
@@ -268,11 +294,10 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
     report = ReconcileReport()
     try:
         spec = parse_bridge_spec(bridge.spec)
-        if spec.flavor is Flavor.OPENSHIFT_GITOPS:
-            raise SpecError(
-                "spec.argocd.flavor OpenShiftGitOps is not supported by this version yet; the Argo CD operator"
-                " would overwrite argocd-notifications-cm. Use flavor ArgoCD only for a plain Argo CD install"
-            )
+        facts = gitops_config.observe_flavor(bridge.namespace, spec.flavor)
+        gitops = facts.flavor is Flavor.OPENSHIFT_GITOPS
+        report.flavor = facts.flavor.value
+        held = gitops_config.blocked(bridge.namespace, spec, facts) if gitops else []
         older = _older_bridge(bridge)
         if older:
             message = (
@@ -284,8 +309,15 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
                 Condition(TOKEN_READY, False, "Conflict", message),
             ]
             report.notices.append(Notice("Warning", "Conflict", message))
-        elif token := _ensure_token(bridge, spec, report):
-            _apply_config(bridge, spec, report, applications, token)
+        elif held:
+            report.conditions += held
+            if _changed(bridge.status, held[0]):
+                report.notices.append(Notice("Warning", held[0].reason, held[0].message))
+        elif token := _ensure_token(bridge, spec, report, keep_copy=gitops):
+            if gitops:
+                _apply_gitops_config(bridge, spec, facts, report, applications, token)
+            else:
+                _apply_config(bridge, spec, report, applications, token)
             reachable = _probe(bridge, spec, token)
             report.conditions.append(reachable)
             if _changed(bridge.status, reachable):
@@ -306,6 +338,9 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             Condition(TOKEN_READY, False, "InvalidSpec", str(error)),
         ]
         report.notices.append(Notice("Warning", "InvalidSpec", str(error)))
+    except UnsafeContextError as error:
+        report.conditions.append(Condition(CONFIG_APPLIED, False, "UnsafeContext", str(error)))
+        report.notices.append(Notice("Warning", "UnsafeContext", str(error)))
     except ForeignDataError as error:
         report.conditions.append(Condition(CONFIG_APPLIED, False, "UnreadableConfig", str(error)))
         report.notices.append(Notice("Warning", "UnreadableConfig", str(error)))
@@ -329,6 +364,8 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
     notices: list[Notice] = []
     if _older_bridge(bridge):
         return notices  # this bridge never wrote anything: the older one owns the configuration
+    if bridge.status.get("flavor") == Flavor.OPENSHIFT_GITOPS.value:
+        return _remove_gitops_bridge(bridge)
     observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
     previous_url = bridge.status.get("argocdUrl")
     our_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
@@ -349,4 +386,20 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
         bridge.namespace, spec.secret_name, spec.token_key
     ):
         notices.append(Notice("Normal", "TokenDeleted", f"Deleted key {spec.token_key} of Secret {spec.secret_name}"))
+    return notices
+
+
+def _remove_gitops_bridge(bridge: BridgeRef) -> list[Notice]:
+    """Removal on OpenShift GitOps: our entries leave the NotificationsConfiguration, never the ConfigMap."""
+    try:
+        spec = parse_bridge_spec(bridge.spec)
+    except SpecError:
+        return []  # an unreadable spec never got past detection, so it wrote nothing there
+    notices = gitops_config.remove_config(bridge.namespace, spec)
+    if spec.token_deletion_policy is TokenDeletionPolicy.DELETE:
+        secrets.remove_secret_key(bridge.namespace, gitops_config.backup_secret_name(spec), spec.token_key)
+        if secrets.remove_secret_key(bridge.namespace, spec.secret_name, spec.token_key):
+            notices.append(
+                Notice("Normal", "TokenDeleted", f"Deleted key {spec.token_key} of Secret {spec.secret_name}")
+            )
     return notices

@@ -22,6 +22,7 @@ DEFAULT_SECRET_NAME = "argocd-notifications-secret"
 DEFAULT_TOKEN_KEY = "backstage-token"
 DEFAULT_SERVICE_NAME = "backstage"
 NOTIFICATIONS_CONFIGMAP = "argocd-notifications-cm"
+DEFAULT_NOTIFICATIONS_CONFIGURATION = "default-notifications-configuration"
 DEFAULT_EVENT_WINDOW_MINUTES = 10
 
 # Argo CD reads `$key` from its Secret only when the key matches [\w-]+, and a service name may not
@@ -92,6 +93,7 @@ class BridgeSpec:
     subscription_selector: tuple[tuple[str, str], ...] = ()
     application_namespaces: tuple[str, ...] = ()
     event_window_minutes: int = DEFAULT_EVENT_WINDOW_MINUTES
+    notifications_configuration: str = DEFAULT_NOTIFICATIONS_CONFIGURATION
 
     @property
     def webhook_url(self) -> str:
@@ -209,4 +211,7 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
         subscription_selector=tuple(sorted((str(k), str(v)) for k, v in (labels or {}).items())),
         event_window_minutes=window,
         application_namespaces=tuple(str(item) for item in argocd.get("applicationNamespaces") or ()),
+        notifications_configuration=str(
+            argocd.get("notificationsConfiguration") or DEFAULT_NOTIFICATIONS_CONFIGURATION
+        ),
     )

@@ -33,6 +33,7 @@ class ReconcileReport:
     flavor: str | None = None
     argocd_url: str | None = None
     config_map: str | None = None
+    notifications_configuration: str | None = None  # OpenShift GitOps: the resource written to
     config_hash: str | None = None
     owned_keys: int | None = None
     drift_repaired: bool = False
@@ -55,7 +56,17 @@ def build_status(
     status: dict[str, Any] = {
         key: value
         for key, value in previous.items()
-        if key in {"flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs", "applications"}
+        if key
+        in {
+            "flavor",
+            "argocdUrl",
+            "configMap",
+            "notificationsConfiguration",
+            "configHash",
+            "ownedKeys",
+            "driftRepairs",
+            "applications",
+        }
     }
     status["observedGeneration"] = generation
     status["conditions"] = merge_conditions(previous.get("conditions"), conditions, generation, now)
@@ -67,6 +78,12 @@ def build_status(
         "applications": report.applications,
     }
     status.update({key: value for key, value in learned.items() if value is not None})
+    if report.flavor is not None:
+        # Only the OpenShift GitOps flavor writes through a NotificationsConfiguration.
+        if report.notifications_configuration:
+            status["notificationsConfiguration"] = report.notifications_configuration
+        else:
+            status.pop("notificationsConfiguration", None)
     if report.config_hash is not None:
         # argocdUrl is what ArgoBridge put into `context`; absent means it put nothing there.
         if report.argocd_url:
@@ -84,6 +101,7 @@ OWN_STATUS_KEYS = frozenset(
         "flavor",
         "argocdUrl",
         "configMap",
+        "notificationsConfiguration",
         "configHash",
         "ownedKeys",
         "driftRepairs",

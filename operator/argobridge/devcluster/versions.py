@@ -78,6 +78,20 @@ ARGO_CD = GoTool(
     ),
 )
 
+ARGOCD_OPERATOR_VERSION = "v0.18.0"
+
+# The Argo CD operator (the upstream of OpenShift GitOps), run against the local control plane to prove the
+# OpenShift GitOps flavor. v0.18.0 is the newest release the module proxy serves (v0.19.0 and later answer
+# "not available"); its go.mod has no in-tree replaces.
+ARGOCD_OPERATOR = GoTool(
+    name="argocd-operator",
+    module="github.com/argoproj-labs/argocd-operator",
+    version=ARGOCD_OPERATOR_VERSION,
+    package="github.com/argoproj-labs/argocd-operator/cmd",
+    replace_version=ARGOCD_OPERATOR_VERSION,
+    ldflags=(f"-X github.com/argoproj-labs/argocd-operator/version.Version={ARGOCD_OPERATOR_VERSION[1:]}",),
+)
+
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
 
-ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD)
+ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD, ARGOCD_OPERATOR)

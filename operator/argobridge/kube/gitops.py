@@ -1,0 +1,116 @@
+"""Read the Argo CD operator's objects (CRD, `ArgoCD`, server Route) and apply to `NotificationsConfiguration`.
+
+ArgoBridge reads the `ArgoCD` resource and the Route and never writes them; it writes only its own
+entries of the `NotificationsConfiguration`, by server-side apply as the field manager `argobridge`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from argobridge.core.gitops import (
+    ARGOCD_GROUP,
+    ARGOCD_PLURAL,
+    ARGOCD_VERSION,
+    NOTIFICATIONS_CONFIGURATION_CRD,
+    NOTIFICATIONS_CONFIGURATION_PLURAL,
+    NOTIFICATIONS_CONFIGURATION_VERSION,
+    ArgoCDInstance,
+    instance_from_resource,
+)
+from argobridge.core.resourceplan import Entry, entries_managed_by
+from argobridge.kube.apply import server_side_apply
+from argobridge.kube.client import api_client, custom_objects
+from argobridge.kube.errors import KubeError, is_not_found
+
+ROUTE_GROUP = "route.openshift.io"
+ROUTE_VERSION = "v1"
+
+
+def notifications_configuration_crd_present() -> bool:
+    """Whether the apiserver serves `NotificationsConfiguration` (the Argo CD operator is installed)."""
+    try:
+        client.ApiextensionsV1Api(api_client()).read_custom_resource_definition(NOTIFICATIONS_CONFIGURATION_CRD)
+    except ApiException as error:
+        if is_not_found(error):
+            return False
+        raise KubeError(f"reading CustomResourceDefinition {NOTIFICATIONS_CONFIGURATION_CRD}", error) from None
+    return True
+
+
+def list_argocd_instances(namespace: str) -> list[ArgoCDInstance]:
+    """The `ArgoCD` resources of a namespace; none when the operator's CRD is not installed."""
+    try:
+        result = custom_objects().list_namespaced_custom_object(ARGOCD_GROUP, ARGOCD_VERSION, namespace, ARGOCD_PLURAL)
+    except ApiException as error:
+        if is_not_found(error):
+            return []
+        raise KubeError(f"listing ArgoCD resources in {namespace}", error) from None
+    return [instance_from_resource(item) for item in result.get("items") or []]
+
+
+def read_route(namespace: str, name: str) -> dict[str, Any] | None:
+    """An OpenShift Route, or None when it (or the Route API) does not exist."""
+    try:
+        route: dict[str, Any] = custom_objects().get_namespaced_custom_object(
+            ROUTE_GROUP, ROUTE_VERSION, namespace, "routes", name
+        )
+    except ApiException as error:
+        if is_not_found(error):
+            return None
+        raise KubeError(f"reading Route {namespace}/{name}", error) from None
+    return route
+
+
+@dataclass(frozen=True)
+class ObservedResource:
+    """The resource's `spec` (None when it does not exist) and the entries ArgoBridge owns in it."""
+
+    spec: dict[str, Any] | None
+    managed: set[Entry]
+
+
+def read_notifications_configuration(namespace: str, name: str) -> ObservedResource:
+    try:
+        raw = custom_objects().get_namespaced_custom_object(
+            ARGOCD_GROUP,
+            NOTIFICATIONS_CONFIGURATION_VERSION,
+            namespace,
+            NOTIFICATIONS_CONFIGURATION_PLURAL,
+            name,
+            _preload_content=False,
+        )
+    except ApiException as error:
+        if is_not_found(error):
+            return ObservedResource(None, set())
+        raise KubeError(f"reading NotificationsConfiguration {namespace}/{name}", error) from None
+    body: dict[str, Any] = json.loads(raw.data)
+    return ObservedResource(
+        spec=dict(body.get("spec") or {}),
+        managed=entries_managed_by((body.get("metadata") or {}).get("managedFields")),
+    )
+
+
+def apply_notifications_configuration(namespace: str, name: str, spec: dict[str, dict[str, str]]) -> None:
+    """Server-side apply exactly these entries: they become ours, entries we owned and omit are removed."""
+    body = {
+        "apiVersion": f"{ARGOCD_GROUP}/{NOTIFICATIONS_CONFIGURATION_VERSION}",
+        "kind": "NotificationsConfiguration",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+    server_side_apply(
+        custom_objects().patch_namespaced_custom_object,
+        ARGOCD_GROUP,
+        NOTIFICATIONS_CONFIGURATION_VERSION,
+        namespace,
+        NOTIFICATIONS_CONFIGURATION_PLURAL,
+        name,
+        body=body,
+        action=f"applying NotificationsConfiguration {namespace}/{name}",
+    )
