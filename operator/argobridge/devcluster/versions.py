@@ -92,6 +92,11 @@ ARGOCD_OPERATOR = GoTool(
     ldflags=(f"-X github.com/argoproj-labs/argocd-operator/version.Version={ARGOCD_OPERATOR_VERSION[1:]}",),
 )
 
+# The module that holds the OpenShift Route CRD: the pseudo-version the operator's go.mod requires, so the
+# Route the tests install is the one that operator was built against.
+OPENSHIFT_API_MODULE = "github.com/openshift/api"
+OPENSHIFT_API_VERSION = "v0.0.0-20240906151052-5d963dce87aa"
+
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
 
 ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD, ARGOCD_OPERATOR)
