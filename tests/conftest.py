@@ -115,3 +115,23 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def argocd_operator(
+    control_plane: ControlPlane, argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """The real Argo CD operator, one process for the session, with its CRDs and OpenShift's Route CRD."""
+    from argobridge.devcluster.argocd_operator import ArgoCDOperator, operator_crd_documents, route_crd_document
+    from argobridge.kube.crds import apply_crds
+
+    started = time.monotonic()
+    apply_crds([*operator_crd_documents(), route_crd_document()])
+    process = ArgoCDOperator(control_plane.kubeconfig, tmp_path_factory.mktemp("argocd-operator") / "operator.log")
+    process.start()
+    FIGURES.append(f"Argo CD operator CRDs installed and operator started in {time.monotonic() - started:.1f}s")
+    try:
+        yield process
+    finally:
+        process.stop()
+    assert "panic" not in process.log_text(), process.log_text()[-4000:]

@@ -71,6 +71,8 @@ class ArgoCDOperator:
             "KUBECONFIG": str(self.kubeconfig),
             "WATCH_NAMESPACE": "",  # all namespaces, as the cluster-wide OpenShift GitOps install runs
             "LOG_LEVEL": "info",
+            # The image ships the Redis templates at /var/lib/redis; they come from the module's build/redis.
+            "REDIS_CONFIG_PATH": str(module_dir(ARGOCD_OPERATOR.module, ARGOCD_OPERATOR.version) / "build" / "redis"),
         }
         args = [
             str(ensure_built(ARGOCD_OPERATOR)),

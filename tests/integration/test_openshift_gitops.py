@@ -1,0 +1,199 @@
+"""OpenShift GitOps flavor against the real Argo CD operator: ArgoBridge writes the NotificationsConfiguration,
+the operator turns it into argocd-notifications-cm, and nothing ArgoBridge does fights the operator."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from argobridge.core.render import render_notifications_config
+from argobridge.core.resourceplan import flatten
+from argobridge.core.spec import parse_bridge_spec
+from tests.conftest import wait_for
+from tests.integration.test_bridge_reconcile import bridge, condition, create_bridge, get_bridge, wait_ready
+
+CM = "argocd-notifications-cm"
+SECRET = "argocd-notifications-secret"
+NC = "default-notifications-configuration"
+ARGOCD = "gitops"
+HOST = "argocd.apps.example.com"
+
+pytestmark = pytest.mark.usefixtures("operator", "argocd_operator")
+
+
+def create_argocd(custom: client.CustomObjectsApi, namespace: str, notifications: bool = True) -> None:
+    """An `ArgoCD` resource as a platform team writes it: notifications on, the server published by a Route."""
+    body = {
+        "apiVersion": "argoproj.io/v1beta1",
+        "kind": "ArgoCD",
+        "metadata": {"name": ARGOCD, "namespace": namespace},
+        "spec": {"notifications": {"enabled": notifications}, "server": {"host": HOST, "route": {"enabled": True}}},
+    }
+    custom.create_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", body)
+
+
+def read_nc(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any] | None:
+    try:
+        return custom.get_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", namespace, "notificationsconfigurations", NC
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def read_cm(core: client.CoreV1Api, namespace: str) -> client.V1ConfigMap | None:
+    try:
+        return core.read_namespaced_config_map(CM, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def token(core: client.CoreV1Api, namespace: str) -> str | None:
+    try:
+        data = core.read_namespaced_secret(SECRET, namespace).data or {}
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    value = data.get("backstage-token")
+    return base64.b64decode(value).decode() if value else None
+
+
+def ours(namespace: str, url: str | None = f"https://{HOST}") -> dict[str, str]:
+    """Every ConfigMap key the bridge stands for (our keys, our argocdUrl)."""
+    return render_notifications_config(parse_bridge_spec(bridge(namespace)["spec"]), url).owned
+
+
+def gitops_namespace(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
+    """An Argo CD namespace managed by the operator, up to the moment its NotificationsConfiguration exists."""
+    create_argocd(custom, namespace)
+    return wait_for(lambda: read_nc(custom, namespace), what="the operator's NotificationsConfiguration")
+
+
+def test_detects_gitops_and_writes_through_the_resource_which_the_operator_copies(core, custom, namespace):
+    nc = gitops_namespace(core, custom, namespace)
+    users_templates = dict(nc["spec"]["templates"])  # the operator's catalog, now the users' to keep
+    custom.patch_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        namespace,
+        "notificationsconfigurations",
+        NC,
+        {"spec": {"templates": {"template.mine": "message: mine\n"}}},
+    )
+    create_bridge(custom, bridge(namespace))
+    body = wait_ready(custom, namespace)
+    assert body["status"]["flavor"] == "OpenShiftGitOps"
+    assert body["status"]["notificationsConfiguration"] == NC
+    assert body["status"]["argocdUrl"] == f"https://{HOST}"  # from the operator's server Route (reencrypt)
+
+    spec = read_nc(custom, namespace)["spec"]
+    flat = flatten(spec)
+    for key, value in ours(namespace).items():
+        assert flat[key] == value
+    assert spec["context"]["argocdUrl"] == f"https://{HOST}"
+    assert spec["templates"]["template.mine"] == "message: mine\n"
+    for key, value in users_templates.items():
+        assert spec["templates"][key] == value
+
+    def copied() -> dict[str, str] | None:
+        cm = read_cm(core, namespace)
+        data = dict((cm.data if cm else None) or {})
+        return data if all(data.get(key) == value for key, value in ours(namespace).items()) else None
+
+    data = wait_for(copied, what="the operator copying our keys into the ConfigMap")
+    assert yaml.safe_load(data["context"])["argocdUrl"] == f"https://{HOST}"
+    assert data["template.mine"] == "message: mine\n"
+    subscriptions = yaml.safe_load(data["subscriptions"])
+    assert {"recipients": ["backstage"]}.items() <= subscriptions[0].items()
+    managers = {entry.manager for entry in read_cm(core, namespace).metadata.managed_fields or []}
+    assert "argobridge" not in managers  # the ConfigMap is the operator's; ArgoBridge never wrote it
+
+
+def test_without_an_argocd_resource_the_namespace_is_plain_argocd(core, custom, namespace):
+    create_bridge(custom, bridge(namespace))
+    body = wait_ready(custom, namespace)
+    assert body["status"]["flavor"] == "ArgoCD"
+    assert "notificationsConfiguration" not in body["status"]
+    assert read_nc(custom, namespace) is None
+    assert read_cm(core, namespace).data["service.webhook.backstage"] == ours(namespace)["service.webhook.backstage"]
+
+
+def test_hand_edit_of_the_configmap_is_reverted_by_the_operator_not_by_argobridge(core, custom, namespace):
+    gitops_namespace(core, custom, namespace)
+    create_bridge(custom, bridge(namespace))
+    wait_ready(custom, namespace)
+    key = "template.app-sync-failed-backstage"
+    wait_for(lambda: (read_cm(core, namespace).data or {}).get(key) == ours(namespace)[key], what="key copied")
+    core.patch_namespaced_config_map(CM, namespace, {"data": {key: "message: edited by hand\n"}})
+    wait_for(
+        lambda: (read_cm(core, namespace).data or {}).get(key) == ours(namespace)[key],
+        what="the operator putting the key back",
+    )
+    managers = {entry.manager for entry in read_cm(core, namespace).metadata.managed_fields or []}
+    assert "argobridge" not in managers
+
+
+def test_unsafe_context_value_is_refused_with_a_condition(custom, core, namespace):
+    gitops_namespace(core, custom, namespace)
+    create_bridge(custom, bridge(namespace, argocd={"url": "https://argocd.example.com/a:"}))
+    body = wait_for(
+        lambda: (
+            (b := get_bridge(custom, namespace))
+            and condition(b, "ConfigApplied").get("reason") == "UnsafeContext"
+            and b
+        ),
+        what="UnsafeContext condition",
+    )
+    assert "unquoted" in condition(body, "ConfigApplied")["message"]
+    spec = read_nc(custom, namespace)["spec"]
+    assert "argocdUrl" not in (spec.get("context") or {})
+    assert not any(key.endswith("-backstage") for key in spec.get("templates") or {})
+
+
+def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(core, custom, namespace):
+    gitops_namespace(core, custom, namespace)
+    create_bridge(custom, bridge(namespace))
+    wait_ready(custom, namespace)
+    first = wait_for(lambda: token(core, namespace), what="token")
+
+    off = {"spec": {"notifications": {"enabled": False}}}
+    custom.patch_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD, off)
+    wait_for(lambda: token(core, namespace) is None, what="the operator deleting argocd-notifications-secret")
+    body = wait_for(
+        lambda: (
+            (b := get_bridge(custom, namespace))
+            and condition(b, "ConfigApplied").get("reason") == "NotificationsDisabled"
+            and b
+        ),
+        what="NotificationsDisabled condition",
+    )
+    assert condition(body, "Ready")["status"] == "False"
+    message = condition(body, "ConfigApplied")["message"]
+    command = shlex.split(message.split("Enable them with: ", 1)[1])
+    assert command[:4] == ["kubectl", "patch", "argocds.argoproj.io", ARGOCD]
+    assert token(core, namespace) is None  # ArgoBridge does not fight the operator over the Secret
+    argocd = custom.get_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD)
+    assert argocd["spec"]["notifications"] == {"enabled": False}  # and never edits the ArgoCD resource
+
+    # Apply exactly the patch the message gives, as the user would.
+    patch = json.loads(command[command.index("-p") + 1])
+    assert command[command.index("--type") + 1] == "merge"
+    custom.patch_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD, patch)
+    wait_ready(custom, namespace)
+    assert wait_for(lambda: token(core, namespace), what="token back") == first
+    spec = wait_for(lambda: (nc := read_nc(custom, namespace)) and nc["spec"], what="NotificationsConfiguration")
+    assert flatten(spec)["service.webhook.backstage"] == ours(namespace)["service.webhook.backstage"]
+    events = core.list_namespaced_event(namespace, field_selector="reason=TokenRestored").items
+    assert events and all(first not in (event.message or "") for event in events)
