@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -105,10 +106,14 @@ class Rig:
         return base64.b64decode(secret.data["backstage-token"]).decode()
 
 
-@pytest.fixture(scope="module")
-def rig(
-    control_plane: ControlPlane, operator: Any, argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_rig(
+    control_plane: ControlPlane,
+    tmp_path_factory: pytest.TempPathFactory,
+    argocd: dict[str, Any] | None = None,
+    prepare: Callable[[str], None] | None = None,
 ) -> Iterator[Rig]:
+    """A fresh Argo CD namespace (`prepare` runs in it first), a bridge, Backstage with its token, a controller."""
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     namespace = f"argocd-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": namespace}})
@@ -124,7 +129,12 @@ def rig(
             "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
         },
     )
+    if prepare:
+        prepare(namespace)
     port = free_port()
+    spec: dict[str, Any] = {"backstage": {"url": f"http://127.0.0.1:{port}"}}
+    if argocd:
+        spec["argocd"] = argocd
     custom.create_namespaced_custom_object(
         GROUP,
         VERSION,
@@ -134,7 +144,7 @@ def rig(
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "BackstageBridge",
             "metadata": {"name": "backstage", "namespace": namespace},
-            "spec": {"backstage": {"url": f"http://127.0.0.1:{port}"}, "argocd": {"url": "https://argocd.example.com"}},
+            "spec": spec,
         },
     )
 
@@ -158,3 +168,11 @@ def rig(
         backstage.stop()
         if backstage.database:
             shutil.rmtree(backstage.database, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def rig(
+    control_plane: ControlPlane, operator: Any, argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Rig]:
+    with running_rig(control_plane, tmp_path_factory, argocd={"url": "https://argocd.example.com"}) as ready:
+        yield ready
