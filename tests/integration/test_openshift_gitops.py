@@ -197,3 +197,41 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
     assert flatten(spec)["service.webhook.backstage"] == ours(namespace)["service.webhook.backstage"]
     events = core.list_namespaced_event(namespace, field_selector="reason=TokenRestored").items
     assert events and all(first not in (event.message or "") for event in events)
+
+
+def test_our_entry_removed_from_the_resource_is_put_back_and_reported(core, custom, namespace):
+    gitops_namespace(core, custom, namespace)
+    create_bridge(custom, bridge(namespace))
+    wait_ready(custom, namespace)
+    key = "template.app-deployed-backstage"
+    patch = [{"op": "remove", "path": f"/spec/templates/{key}"}]
+    custom.patch_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        namespace,
+        "notificationsconfigurations",
+        NC,
+        patch,
+        _content_type="application/json-patch+json",
+    )
+    wait_for(lambda: (read_nc(custom, namespace)["spec"]["templates"]).get(key) == ours(namespace)[key], what="repair")
+    events = wait_for(
+        lambda: core.list_namespaced_event(namespace, field_selector="reason=DriftRepaired").items, what="event"
+    )
+    assert key in events[0].message
+    assert get_bridge(custom, namespace)["status"]["driftRepairs"] >= 1
+
+
+def test_explicit_flavor_without_the_resource_waits_and_says_why(custom, namespace):
+    create_bridge(custom, bridge(namespace, argocd={"flavor": "OpenShiftGitOps"}))
+    body = wait_for(
+        lambda: (
+            (b := get_bridge(custom, namespace))
+            and condition(b, "ConfigApplied").get("reason") == "WaitingForNotificationsConfiguration"
+            and b
+        ),
+        what="waiting condition",
+    )
+    assert body["status"]["flavor"] == "OpenShiftGitOps"
+    assert NC in condition(body, "ConfigApplied")["message"]
+    assert read_nc(custom, namespace) is None  # ArgoBridge does not create it in the operator's place

@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from argobridge.app_store import APPS
+from argobridge.core.gitops import ARGOCD_GROUP, NOTIFICATIONS_CONFIGURATION_PLURAL, NOTIFICATIONS_CONFIGURATION_VERSION
 from argobridge.core.spec import DEFAULT_SECRET_NAME, NOTIFICATIONS_CONFIGMAP
 from argobridge.handlers.bridge import reconcile_named
 from argobridge.kube.argocd import ARGOCD_CM
@@ -23,10 +24,13 @@ def _reconcile_all(namespace: str, names: list[str]) -> None:
         reconcile_named(namespace, bridge_name, APPS.all())
 
 
+# OpenShift GitOps: the resource the Argo CD operator builds the ConfigMap from. Where its CRD is not
+# installed kopf serves nothing for it, and starts watching once the CRD appears.
+@kopf.on.event(ARGOCD_GROUP, NOTIFICATIONS_CONFIGURATION_VERSION, NOTIFICATIONS_CONFIGURATION_PLURAL)
 @kopf.on.event("", "v1", "configmaps", when=lambda name, **_: name in WATCHED_CONFIGMAPS)
 @kopf.on.event("", "v1", "secrets", when=lambda name, **_: name == DEFAULT_SECRET_NAME)
 async def on_config_object_event(namespace: str, bridges_by_namespace: kopf.Index[str, str], **_: Any) -> None:
-    """A watched ConfigMap or the token's Secret changed: reconcile the bridges of that namespace.
+    """A watched ConfigMap, NotificationsConfiguration or the token's Secret changed: reconcile that namespace.
 
     The index is read here, in the event loop that updates it; the reconcile runs in a worker thread.
     """
