@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import time
 from typing import Any
 
 import pytest
@@ -184,6 +185,7 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
     command = shlex.split(message.split("Enable them with: ", 1)[1])
     assert command[:4] == ["kubectl", "patch", "argocds.argoproj.io", ARGOCD]
     assert token(core, namespace) is None  # ArgoBridge does not fight the operator over the Secret
+    assert read_nc(custom, namespace) is None  # the operator deleted the resource too; nobody re-created it
     argocd = custom.get_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD)
     assert argocd["spec"]["notifications"] == {"enabled": False}  # and never edits the ArgoCD resource
 
@@ -194,6 +196,7 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
     wait_ready(custom, namespace)
     assert wait_for(lambda: token(core, namespace), what="token back") == first
     spec = wait_for(lambda: (nc := read_nc(custom, namespace)) and nc["spec"], what="NotificationsConfiguration")
+    assert "template.app-created" in spec["templates"]  # re-created with the operator's default catalog
     assert flatten(spec)["service.webhook.backstage"] == ours(namespace)["service.webhook.backstage"]
     events = core.list_namespaced_event(namespace, field_selector="reason=TokenRestored").items
     assert events and all(first not in (event.message or "") for event in events)
@@ -235,3 +238,35 @@ def test_explicit_flavor_without_the_resource_waits_and_says_why(custom, namespa
     assert body["status"]["flavor"] == "OpenShiftGitOps"
     assert NC in condition(body, "ConfigApplied")["message"]
     assert read_nc(custom, namespace) is None  # ArgoBridge does not create it in the operator's place
+
+
+def test_what_the_operator_does_to_the_configmap_as_the_readme_says(core, custom, namespace, figures):
+    """The operator's own behaviour, which the flavor relies on (and the README's table states)."""
+
+    def patch_nc(spec: dict[str, Any]) -> None:
+        custom.patch_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", namespace, "notificationsconfigurations", NC, {"spec": spec}
+        )
+
+    def data() -> dict[str, str]:
+        return dict(read_cm(core, namespace).data or {})
+
+    gitops_namespace(core, custom, namespace)
+    wait_for(lambda: read_cm(core, namespace), what="ConfigMap created by the operator")
+    # With an empty `context` its change check always says "changed": every event rewrites the whole data.
+    core.patch_namespaced_config_map(CM, namespace, {"data": {"template.by-hand": "message: x\n"}})
+    wait_for(lambda: "template.by-hand" not in data(), what="the operator dropping a foreign key at once")
+
+    patch_nc({"context": {"environmentName": "prod"}})
+    wait_for(lambda: data().get("context") == "environmentName: prod\n", what="context copied, unquoted")
+    core.patch_namespaced_config_map(CM, namespace, {"data": {"template.by-hand": "message: x\n"}})
+    time.sleep(3)
+    assert "template.by-hand" in data()  # with a context, a foreign key alone is left...
+
+    started = time.monotonic()
+    patch_nc({"templates": {"template.mine": "message: mine\n"}})
+    wait_for(lambda: "template.mine" in data(), interval=0.05, what="rewrite")
+    figures.append(
+        f"Argo CD operator: NotificationsConfiguration change to ConfigMap {time.monotonic() - started:.2f}s"
+    )
+    assert "template.by-hand" not in data()  # ...until the next rewrite replaces the whole data

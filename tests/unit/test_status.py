@@ -89,3 +89,17 @@ def test_a_count_that_goes_away_is_removed_not_rewritten_forever():
     new = {"applications": {"watched": 3}, "observedGeneration": 1}
     assert status_patch(previous, new) == {"applications": {"missingEntity": None}}
     assert status_patch(new, new) is None
+
+
+def test_notifications_configuration_is_reported_on_gitops_and_dropped_when_the_flavor_changes():
+    gitops = build_status(
+        None,
+        report(flavor="OpenShiftGitOps", notifications_configuration="default-notifications-configuration"),
+        1,
+        "t",
+    )
+    assert gitops["flavor"] == "OpenShiftGitOps"
+    assert gitops["notificationsConfiguration"] == "default-notifications-configuration"
+    plain = build_status(gitops, report(), 2, "t")
+    assert plain["flavor"] == "ArgoCD" and "notificationsConfiguration" not in plain
+    assert status_patch(gitops, plain)["notificationsConfiguration"] is None
