@@ -270,3 +270,30 @@ def test_what_the_operator_does_to_the_configmap_as_the_readme_says(core, custom
         f"Argo CD operator: NotificationsConfiguration change to ConfigMap {time.monotonic() - started:.2f}s"
     )
     assert "template.by-hand" not in data()  # ...until the next rewrite replaces the whole data
+
+
+def test_deleting_the_bridge_takes_only_our_entries_out_of_the_resource(core, custom, namespace):
+    gitops_namespace(core, custom, namespace)
+    theirs = {"recipients": ["slack:ops"], "triggers": ["on-sync-failed"]}
+    patch = {
+        "spec": {"subscriptions": {"subscriptions": yaml.safe_dump([theirs])}, "templates": {"template.mine": "m"}}
+    }
+    custom.patch_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", namespace, "notificationsconfigurations", NC, patch
+    )
+    create_bridge(custom, bridge(namespace))
+    wait_ready(custom, namespace)
+    assert len(yaml.safe_load(read_nc(custom, namespace)["spec"]["subscriptions"]["subscriptions"])) == 2
+
+    custom.delete_namespaced_custom_object("argobridge.io", "v1alpha1", namespace, "backstagebridges", "backstage")
+    spec = wait_for(
+        lambda: (
+            (s := read_nc(custom, namespace)["spec"]) and "service.webhook.backstage" not in s.get("services", {}) and s
+        ),
+        what="our entries removed",
+    )
+    assert not any(key.endswith("-backstage") for key in [*spec["templates"], *spec.get("triggers", {})])
+    assert "argocdUrl" not in (spec.get("context") or {})
+    assert spec["templates"]["template.mine"] == "m"
+    assert "template.app-created" in spec["templates"]
+    assert yaml.safe_load(spec["subscriptions"]["subscriptions"]) == [theirs]
