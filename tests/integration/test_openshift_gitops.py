@@ -297,3 +297,21 @@ def test_deleting_the_bridge_takes_only_our_entries_out_of_the_resource(core, cu
     assert spec["templates"]["template.mine"] == "m"
     assert "template.app-created" in spec["templates"]
     assert yaml.safe_load(spec["subscriptions"]["subscriptions"]) == [theirs]
+
+
+def test_the_operator_maps_any_notifications_configuration_even_without_an_argocd_resource(core, custom, namespace):
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "NotificationsConfiguration",
+        "metadata": {"name": "team-config", "namespace": namespace},
+        "spec": {"templates": {"template.mine": "message: mine\n"}},
+    }
+    custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "notificationsconfigurations", body)
+    argocd = {"flavor": "OpenShiftGitOps", "notificationsConfiguration": "team-config", "url": "https://cd.example.com"}
+    create_bridge(custom, bridge(namespace, argocd=argocd))
+    status = wait_ready(custom, namespace)["status"]
+    assert (status["flavor"], status["notificationsConfiguration"]) == ("OpenShiftGitOps", "team-config")
+    key = "service.webhook.backstage"
+    data = wait_for(lambda: (cm := read_cm(core, namespace)) and key in (cm.data or {}) and cm.data, what="mapped")
+    assert data[key] == ours(namespace, "https://cd.example.com")[key]
+    assert data["template.mine"] == "message: mine\n"
