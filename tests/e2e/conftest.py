@@ -8,6 +8,7 @@ Secret ArgoBridge manages, the way a platform engineer would wire them.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.devcluster.argocd_engine import NotificationsController
 from argobridge.devcluster.backstage import BackstageServer
 from argobridge.devcluster.controlplane import ControlPlane, free_port
-from tests.conftest import FIGURES, wait_for
+from tests.conftest import FIGURES, ExternalCluster, wait_for
 
 
 class Rig:
@@ -108,7 +109,7 @@ class Rig:
 
 @contextmanager
 def running_rig(
-    control_plane: ControlPlane,
+    control_plane: ControlPlane | ExternalCluster,
     tmp_path_factory: pytest.TempPathFactory,
     argocd: dict[str, Any] | None = None,
     prepare: Callable[[str], None] | None = None,
@@ -132,7 +133,8 @@ def running_rig(
     if prepare:
         prepare(namespace)
     port = free_port()
-    spec: dict[str, Any] = {"backstage": {"url": f"http://127.0.0.1:{port}"}}
+    backstage_host = os.environ.get("ARGOBRIDGE_TEST_BACKSTAGE_HOST", "127.0.0.1")
+    spec: dict[str, Any] = {"backstage": {"url": f"http://{backstage_host}:{port}"}}
     if argocd:
         spec["argocd"] = argocd
     custom.create_namespaced_custom_object(
@@ -172,7 +174,10 @@ def running_rig(
 
 @pytest.fixture(scope="module")
 def rig(
-    control_plane: ControlPlane, operator: Any, argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane | ExternalCluster,
+    operator: Any,
+    argocd_crds: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Rig]:
     with running_rig(control_plane, tmp_path_factory, argocd={"url": "https://argocd.example.com"}) as ready:
         yield ready

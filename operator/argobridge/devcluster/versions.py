@@ -78,6 +78,27 @@ ARGO_CD = GoTool(
     ),
 )
 
+HELM_VERSION = "v3.22.0"
+
+# Helm lints, renders and installs the chart in tests, as users do with the release binary.
+HELM = GoTool(
+    name="helm",
+    module="helm.sh/helm/v3",
+    version=HELM_VERSION,
+    package="helm.sh/helm/v3/cmd/helm",
+    replace_version=HELM_VERSION,
+    ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
+)
+
+# kind, only for `make e2e-kind` on machines with Docker; not built by `make tools`.
+KIND = GoTool(
+    name="kind",
+    module="sigs.k8s.io/kind",
+    version="v0.33.0",
+    package="sigs.k8s.io/kind",
+    replace_version="v0.33.0",
+)
+
 ARGOCD_OPERATOR_VERSION = "v0.18.0"
 
 # The Argo CD operator (the upstream of OpenShift GitOps), run against the local control plane to prove the
@@ -99,4 +120,4 @@ OPENSHIFT_API_VERSION = "v0.0.0-20240906151052-5d963dce87aa"
 
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
 
-ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD, ARGOCD_OPERATOR)
+ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD, HELM, ARGOCD_OPERATOR)
