@@ -42,7 +42,7 @@ def observe_flavor(namespace: str, requested: Flavor) -> FlavorFacts:
     """Read only what the decision needs: nothing at all for an explicit plain Argo CD."""
     if requested is Flavor.ARGOCD:
         return FlavorFacts(Flavor.ARGOCD)
-    crd_present = gitops.notifications_configuration_crd_present()
+    crd_present = gitops.notifications_configuration_served(namespace)
     instances = gitops.list_argocd_instances(namespace) if crd_present else []
     flavor = detect_flavor(requested, crd_present, instances)
     return FlavorFacts(flavor, crd_present, managing_instance(instances))

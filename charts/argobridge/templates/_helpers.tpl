@@ -73,4 +73,15 @@ exactly these rules and check that a call outside them is refused).
 - apiGroups: [argoproj.io]
   resources: [applications]
   verbs: [get, list, watch{{ if .Values.rbac.applicationAnnotations }}, patch{{ end }}]
+# OpenShift GitOps flavor: the ArgoCD resource and the server's Route are read, never written; ArgoBridge's
+# entries go into the NotificationsConfiguration by server-side apply (never created: the Argo CD operator does).
+- apiGroups: [argoproj.io]
+  resources: [argocds]
+  verbs: [get, list]
+- apiGroups: [argoproj.io]
+  resources: [notificationsconfigurations]
+  verbs: [get, list, watch, patch]
+- apiGroups: [route.openshift.io]
+  resources: [routes]
+  verbs: [get]
 {{- end }}

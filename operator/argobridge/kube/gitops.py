@@ -10,14 +10,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.gitops import (
     ARGOCD_GROUP,
     ARGOCD_PLURAL,
     ARGOCD_VERSION,
-    NOTIFICATIONS_CONFIGURATION_CRD,
     NOTIFICATIONS_CONFIGURATION_PLURAL,
     NOTIFICATIONS_CONFIGURATION_VERSION,
     ArgoCDInstance,
@@ -25,21 +23,27 @@ from argobridge.core.gitops import (
 )
 from argobridge.core.resourceplan import Entry, entries_managed_by
 from argobridge.kube.apply import server_side_apply
-from argobridge.kube.client import api_client, custom_objects
+from argobridge.kube.client import custom_objects
 from argobridge.kube.errors import KubeError, is_not_found
 
 ROUTE_GROUP = "route.openshift.io"
 ROUTE_VERSION = "v1"
 
 
-def notifications_configuration_crd_present() -> bool:
-    """Whether the apiserver serves `NotificationsConfiguration` (the Argo CD operator is installed)."""
+def notifications_configuration_served(namespace: str) -> bool:
+    """Whether the apiserver serves `NotificationsConfiguration` (the Argo CD operator is installed).
+
+    Asked with a namespaced list, not by reading the CRD, so a namespaced install needs no cluster-scoped
+    permission: a type that is not served answers 404.
+    """
     try:
-        client.ApiextensionsV1Api(api_client()).read_custom_resource_definition(NOTIFICATIONS_CONFIGURATION_CRD)
+        custom_objects().list_namespaced_custom_object(
+            ARGOCD_GROUP, NOTIFICATIONS_CONFIGURATION_VERSION, namespace, NOTIFICATIONS_CONFIGURATION_PLURAL, limit=1
+        )
     except ApiException as error:
         if is_not_found(error):
             return False
-        raise KubeError(f"reading CustomResourceDefinition {NOTIFICATIONS_CONFIGURATION_CRD}", error) from None
+        raise KubeError(f"listing NotificationsConfigurations in {namespace}", error) from None
     return True
 
 
