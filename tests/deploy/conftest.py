@@ -29,6 +29,7 @@ from tests.conftest import FIGURES, wait_for
 RELEASE = "argobridge"
 RELEASE_NAMESPACE = "argobridge-system"
 ARGOCD_NAMESPACE = "argocd-a"
+GITOPS_NAMESPACE = "gitops-a"  # an OpenShift GitOps namespace (ArgoCD resource, NotificationsConfiguration)
 OTHER_NAMESPACE = "other-team"
 POD_NAME = "argobridge-7d9f8c6b5-x2k4p"
 
@@ -108,7 +109,7 @@ def chart_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartIns
         admin = config.new_client_from_config(config_file=str(plane.kubeconfig))
         core = client.CoreV1Api(admin)
         enforce_restricted(core, RELEASE_NAMESPACE)
-        for name in (ARGOCD_NAMESPACE, OTHER_NAMESPACE):
+        for name in (ARGOCD_NAMESPACE, GITOPS_NAMESPACE, OTHER_NAMESPACE):
             core.create_namespace({"metadata": {"name": name}})
         install_argocd_crds(admin)
         metrics_port, health_port = free_port(), free_port()
@@ -120,7 +121,7 @@ def chart_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartIns
             "--namespace",
             RELEASE_NAMESPACE,
             "--set",
-            f"watchNamespaces={{{ARGOCD_NAMESPACE}}}",
+            f"watchNamespaces={{{ARGOCD_NAMESPACE},{GITOPS_NAMESPACE}}}",
             "--set",
             "leaderElection.enabled=true",
             "--set",
