@@ -1,6 +1,6 @@
 # ArgoBridge developer entry points. `make help` lists them.
 # Everything installs itself: Python packages into .venv (pinned in pyproject.toml); Go-built binaries
-# (kube-apiserver, etcd, argocd, helm; pinned in operator/argobridge/devcluster/versions.py) and the Backstage
+# (kube-apiserver, etcd, argocd, helm, argocd-operator; pinned in operator/argobridge/devcluster/versions.py) and the Backstage
 # test backend (npm, pinned by tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
 
 PYTHON ?= python3
