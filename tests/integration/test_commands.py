@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from argobridge.devcluster.controlplane import ControlPlane
+from argobridge.devcluster.controlplane import ControlPlane, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "backstagebridge.yaml"
@@ -40,7 +40,8 @@ def test_render_reports_an_invalid_bridge_with_the_field(tmp_path):
 def test_demo_shows_a_ready_bridge_and_its_configmap():
     # A control plane of its own: the session's operator must not reconcile the demo's bridge too.
     with ControlPlane() as plane:
-        env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+        # Its own metrics port too: the session's operator (if running) holds the one in the environment.
+        env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "ARGOBRIDGE_METRICS_PORT": str(free_port())}
         result = argobridge("demo", "--once", env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Using the cluster of the current kubeconfig." in result.stdout
