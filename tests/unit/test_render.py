@@ -125,7 +125,8 @@ def go_unquote(literal: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "hostile", ['say "hi"', "back\\slash", "new\nline", "ünïcødé ✓", "{{ .app }}", "x" * 300, "\u2028", "🚀 beyond the BMP"]
+    "hostile",
+    ['say "hi"', "back\\slash", "new\nline", "ünïcødé ✓", "{{ .app }}", "x" * 300, "\u2028", "🚀 beyond the BMP"],
 )
 def test_go_string_literal_survives_hostile_text(hostile):
     literal = go_string(hostile)

@@ -94,4 +94,6 @@ def go_text_expression(text: str) -> str:
 
 def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
     """The text as the engine will produce it, for previews and tests without the engine."""
-    return "".join(values.get(part.name, "") if isinstance(part, Placeholder) else part for part in parse_placeholders(text))
+    return "".join(
+        values.get(part.name, "") if isinstance(part, Placeholder) else part for part in parse_placeholders(text)
+    )

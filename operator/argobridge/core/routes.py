@@ -116,7 +116,7 @@ def _labels(raw: Any, path: str) -> tuple[LabelRequirement, ...]:
         if not isinstance(item, Mapping) or not LABEL_KEY.match(str(item.get("key", ""))):
             raise SpecError(f"{where}.key must be a valid Kubernetes label key")
         try:
-            operator = LabelOperator(item.get("operator"))
+            operator = LabelOperator(str(item.get("operator")))
         except ValueError:
             raise SpecError(f"{where}.operator must be one of In, NotIn, Exists, DoesNotExist") from None
         values = _strings(item.get("values"), f"{where}.values", LABEL_VALUE, "label value")
@@ -235,8 +235,7 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
         raise SpecError(f"{path}: a broadcast already reaches every user; remove recipients or broadcast")
     if not route.drop and not changes:
         raise SpecError(
-            f"{path} has no action; give recipients, broadcast: true, drop: true, severity, topic, title"
-            " or description"
+            f"{path} has no action; give recipients, broadcast: true, drop: true, severity, topic, title or description"
         )
     return route
 
