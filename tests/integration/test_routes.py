@@ -3,11 +3,14 @@ without touching the configuration that is running."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from argobridge.core.spec import GROUP, PLURAL, VERSION
+from argobridge.core.render import render_notifications_config
+from argobridge.core.spec import GROUP, PLURAL, VERSION, parse_bridge_spec
 from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import (
     BACKSTAGE,
@@ -133,3 +136,12 @@ def test_route_that_cannot_compile_is_refused_and_the_running_configuration_stay
         ["app-sync-failed-prod-oncall-backstage"],
         ["app-sync-failed-backstage"],
     ]
+
+
+def test_the_routes_sample_is_accepted_and_renders(custom, crds, namespace):
+    sample = yaml.safe_load((Path(__file__).parents[2] / "manifests/samples/backstagebridge-routes.yaml").read_text())
+    sample["metadata"]["namespace"] = namespace
+    create_bridge(custom, sample)
+    rendered = render_notifications_config(parse_bridge_spec(sample["spec"]), None)
+    assert "template.app-health-degraded-platform-critical-backstage" in rendered.owned
+    assert "template.app-sync-succeeded-backstage" not in rendered.owned, "successes are dropped"
