@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from argobridge.devcluster.controlplane import ControlPlane
+from argobridge.devcluster.controlplane import ControlPlane, free_port
 
 FIGURES: list[str] = []
 
@@ -79,6 +79,7 @@ def operator(crds: list[str]) -> Iterator[Any]:
 
     os.environ.setdefault("ARGOBRIDGE_RESYNC_SECONDS", "3")
     os.environ.setdefault("ARGOBRIDGE_LOG_FORMAT", "plain")
+    os.environ.setdefault("ARGOBRIDGE_METRICS_PORT", str(free_port()))
     with kopf.testing.KopfRunner(
         ["run", "--standalone", "--all-namespaces", "-m", "argobridge.handlers"],
         timeout=60,

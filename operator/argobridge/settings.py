@@ -12,6 +12,7 @@ class Settings:
 
     resync_seconds: float = 300.0
     log_format: str = "json"
+    metrics_port: int = 8080
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -19,4 +20,5 @@ class Settings:
         return cls(
             resync_seconds=float(env.get("ARGOBRIDGE_RESYNC_SECONDS", cls.resync_seconds)),
             log_format=env.get("ARGOBRIDGE_LOG_FORMAT", cls.log_format),
+            metrics_port=int(env.get("ARGOBRIDGE_METRICS_PORT", cls.metrics_port)),
         )

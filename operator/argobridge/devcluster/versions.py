@@ -78,6 +78,18 @@ ARGO_CD = GoTool(
     ),
 )
 
+HELM_VERSION = "v3.22.0"
+
+# Helm lints, renders and installs the chart in tests, as users do with the release binary.
+HELM = GoTool(
+    name="helm",
+    module="helm.sh/helm/v3",
+    version=HELM_VERSION,
+    package="helm.sh/helm/v3/cmd/helm",
+    replace_version=HELM_VERSION,
+    ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
+)
+
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
 
-ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD)
+ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD, HELM)
