@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from argobridge.core.events import HAS_ENTITY_REF
@@ -154,6 +154,7 @@ def test_hostile_globs_are_refused_unless_plain(value):
         spec_with({**ONCALL, "match": [{"names": [value]}]})
 
 
+@settings(deadline=None)  # renders a whole configuration per example; slow when the machine is busy
 @given(st.text(max_size=200))
 def test_any_route_text_renders_into_ascii_config_without_braces_of_its_own(text):
     escaped = text.replace("{", "{{").replace("}", "}}")
