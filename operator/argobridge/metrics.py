@@ -54,7 +54,7 @@ BACKSTAGE_UP = Gauge(
 )
 APPLICATIONS = Gauge(
     "argobridge_applications",
-    "Applications a bridge serves, by state (total, subscribed, missingRef, invalidRef, ...).",
+    "Applications a bridge serves, by state (watched, subscribed, invalidEntityRef, misconfigured).",
     [*_BRIDGE, "state"],
     registry=REGISTRY,
 )

@@ -57,6 +57,7 @@ exactly these rules and check that a call outside them is refused).
   resources: [backstagebridges/status]
   verbs: [get, patch]
 # argocd-notifications-cm (owned keys, server-side apply) and argocd-cm (read for the Argo CD URL).
+# A server-side apply that creates the object is a PATCH that the apiserver also authorises as create.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch]

@@ -35,7 +35,8 @@ def may_hold(spec: Mapping[str, Any] | None, identity: str, now: datetime) -> bo
 
 
 def held_spec(previous: Mapping[str, Any] | None, identity: str, duration: int, now: datetime) -> dict[str, Any]:
-    """The Lease spec that records `identity` as holder at `now`; a change of holder counts a transition."""
+    """The Lease spec that records `identity` as holder at `now`; as in client-go, taking over a Lease
+    that someone held or released counts a transition, creating it does not."""
     previous = previous or {}
     stamp = now.strftime(MICRO_TIME)
     same_holder = previous.get("holderIdentity") == identity
@@ -45,5 +46,5 @@ def held_spec(previous: Mapping[str, Any] | None, identity: str, duration: int, 
         "leaseDurationSeconds": duration,
         "acquireTime": previous.get("acquireTime") if same_holder and previous.get("acquireTime") else stamp,
         "renewTime": stamp,
-        "leaseTransitions": transitions if same_holder or not previous.get("holderIdentity") else transitions + 1,
+        "leaseTransitions": transitions if same_holder or not previous else transitions + 1,
     }

@@ -90,6 +90,15 @@ HELM = GoTool(
     ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
 )
 
+# kind, only for `make e2e-kind` on machines with Docker; not built by `make tools`.
+KIND = GoTool(
+    name="kind",
+    module="sigs.k8s.io/kind",
+    version="v0.33.0",
+    package="sigs.k8s.io/kind",
+    replace_version="v0.33.0",
+)
+
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
 
 ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD, HELM)
