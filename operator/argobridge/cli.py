@@ -25,10 +25,10 @@ def render_command(path: str, argocd_url: str | None) -> int:
     for document in documents:
         try:
             spec = parse_bridge_spec(document.get("spec") or {})
+            rendered = render_notifications_config(spec, spec.argocd_url or argocd_url)
         except SpecError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        rendered = render_notifications_config(spec, spec.argocd_url or argocd_url)
         data = dict(rendered.owned)
         context = merge_context(None, rendered.context, {})
         if context:

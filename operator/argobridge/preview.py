@@ -123,7 +123,11 @@ def preview_command(bridge_path: str, app_path: str, events: Sequence[str], argo
     url = spec.argocd_url or argocd_url
     previews = preview_application(spec, app, url, only)
     binary = find_argocd()
-    engine = _engine_view(spec, url, app, previews, binary) if binary else None
+    try:
+        engine = _engine_view(spec, url, app, previews, binary) if binary else None
+    except SpecError as error:  # a configuration too big to apply
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if binary is None:
         print("# argocd binary not found: routes and bodies as ArgoBridge computes them (`make tools` builds it)")
     else:

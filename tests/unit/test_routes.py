@@ -163,3 +163,19 @@ def test_any_route_text_renders_into_ascii_config_without_braces_of_its_own(text
     body = yaml.safe_load(template)["webhook"]["backstage"]["body"]
     title_line = next(line for line in body.splitlines() if line.startswith("{{- $title := printf"))
     assert title_line.endswith(" $name -}}") and title_line.count("{{") == 1 and title_line.count("}}") == 1
+
+
+def test_a_configuration_too_big_for_the_configmap_is_refused_with_the_fix():
+    routes = [
+        {
+            "name": f"r{i}",
+            "match": [{"projects": [f"p{i}", f"q{i}-*"], "destinationNamespaces": [f"n{i}-*"]}],
+            "recipients": [f"group:default/g{i}"],
+        }
+        for i in range(16)
+    ]
+    spec = spec_with(*routes, events=[{"event": event.value} for event in EventName])
+    with pytest.raises(SpecError, match=r"KiB of argocd-notifications-cm, more than the 512 KiB .* match\.events"):
+        render_notifications_config(spec, None)
+    fewer = spec_with(*routes[:8], events=[{"event": event.value} for event in EventName])
+    assert sum(len(value) for value in render_notifications_config(fewer, None).owned.values()) < 512 * 1024

@@ -16,14 +16,17 @@ import yaml
 
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
 from argobridge.core.literals import quoted
-from argobridge.core.placeholders import go_text_expression
+from argobridge.core.placeholders import Placeholder, go_text_expression, parse_placeholders
 from argobridge.core.routeplan import Delivery, plan_deliveries
 from argobridge.core.routes import Route
-from argobridge.core.spec import BridgeSpec, EventSpec, SubscriptionMode
+from argobridge.core.spec import BridgeSpec, EventSpec, SpecError, SubscriptionMode
 
 CONTEXT_KEY = "context"
 SUBSCRIPTIONS_KEY = "subscriptions"
 ARGOCD_URL_CONTEXT = "argocdUrl"
+# A ConfigMap holds at most 1 MiB, shared with every other key of argocd-notifications-cm; ArgoBridge
+# keeps its own share to half of it, and refuses a spec that needs more rather than fail at apply.
+MAX_OWNED_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,12 @@ def render_webhook_body(
             message=definition.message.value,
             broadcast=delivery.broadcast,
             recipients=delivery.recipients,
+            uses={
+                part.name
+                for text in (title, description)
+                for part in parse_placeholders(text)
+                if isinstance(part, Placeholder)
+            },
         )
     )
 
@@ -180,6 +189,14 @@ def render_notifications_config(spec: BridgeSpec, argocd_url: str | None) -> Ren
             route = routes[delivery.route] if delivery.route else None
             owned[f"template.{delivery.template}"] = render_template(spec, definition, event, delivery, route)
         owned[f"trigger.{definition.trigger}"] = render_trigger(definition, spec.event_window_minutes, deliveries)
+    size = sum(len(key) + len(value.encode()) for key, value in owned.items())
+    if size > MAX_OWNED_BYTES:
+        raise SpecError(
+            f"spec.routes: the configuration for {len(spec.events)} events and {len(spec.routes)} routes would take"
+            f" {size // 1024} KiB of argocd-notifications-cm, more than the {MAX_OWNED_BYTES // 1024} KiB ArgoBridge"
+            " allows itself (a ConfigMap holds 1 MiB); merge routes that share an action, or limit routes to fewer"
+            " events with match.events"
+        )
     context = {ARGOCD_URL_CONTEXT: argocd_url} if argocd_url else {}
     return RenderedConfig(
         owned=owned,
