@@ -10,7 +10,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from argobridge.core.placeholders import PlaceholderError, parse_placeholders
+
+if TYPE_CHECKING:
+    from argobridge.core.routes import Route
 
 GROUP = "argobridge.io"
 VERSION = "v1alpha1"
@@ -65,6 +70,11 @@ class EventName(StrEnum):
     SYNC_FAILED = "SyncFailed"
     HEALTH_DEGRADED = "HealthDegraded"
     DEPLOYED = "Deployed"
+    SYNC_RUNNING = "SyncRunning"
+    SYNC_STATUS_UNKNOWN = "SyncStatusUnknown"
+    HEALTH_MISSING = "HealthMissing"
+    CREATED = "Created"
+    DELETED = "Deleted"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,9 @@ class EventSpec:
     event: EventName
     severity: Severity
     topic: str
+    title: str | None = None  # placeholder text; None: the catalog's title
+    description: str | None = None
+    icon: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,7 @@ class BridgeSpec:
     application_namespaces: tuple[str, ...] = ()
     event_window_minutes: int = DEFAULT_EVENT_WINDOW_MINUTES
     notifications_configuration: str = DEFAULT_NOTIFICATIONS_CONFIGURATION
+    routes: tuple[Route, ...] = ()
 
     @property
     def webhook_url(self) -> str:
@@ -106,13 +120,26 @@ DEFAULT_SEVERITIES: Mapping[EventName, Severity] = {
     EventName.HEALTH_DEGRADED: Severity.HIGH,
     EventName.DEPLOYED: Severity.LOW,
     EventName.SYNC_SUCCEEDED: Severity.LOW,
+    EventName.SYNC_RUNNING: Severity.LOW,
+    EventName.SYNC_STATUS_UNKNOWN: Severity.NORMAL,
+    EventName.HEALTH_MISSING: Severity.NORMAL,
+    EventName.CREATED: Severity.LOW,
+    EventName.DELETED: Severity.NORMAL,
 }
+
+# Enabled when `spec.events` is not given; the others are opt-in.
+DEFAULT_EVENTS = (EventName.SYNC_FAILED, EventName.HEALTH_DEGRADED, EventName.DEPLOYED, EventName.SYNC_SUCCEEDED)
 
 DEFAULT_TOPICS: Mapping[EventName, str] = {
     EventName.SYNC_SUCCEEDED: "argocd.sync.succeeded",
     EventName.SYNC_FAILED: "argocd.sync.failed",
     EventName.HEALTH_DEGRADED: "argocd.health.degraded",
     EventName.DEPLOYED: "argocd.deployed",
+    EventName.SYNC_RUNNING: "argocd.sync.running",
+    EventName.SYNC_STATUS_UNKNOWN: "argocd.sync.unknown",
+    EventName.HEALTH_MISSING: "argocd.health.missing",
+    EventName.CREATED: "argocd.app.created",
+    EventName.DELETED: "argocd.app.deleted",
 }
 
 
@@ -133,9 +160,21 @@ def _enum(enum: type[StrEnum], value: Any, path: str, default: StrEnum) -> Any:
         raise SpecError(f"{path} is {value!r}; use one of: {allowed}") from None
 
 
+def _text(item: Mapping[str, Any], key: str, path: str) -> str | None:
+    """Optional placeholder text, checked here so a typo is reported before anything is rendered."""
+    value = item.get(key)
+    if value is None:
+        return None
+    try:
+        parse_placeholders(str(value))
+    except PlaceholderError as error:
+        raise SpecError(f"{path}.{key} {error}") from None
+    return str(value)
+
+
 def _events(raw: Any) -> tuple[EventSpec, ...]:
     if raw is None:
-        return tuple(EventSpec(name, DEFAULT_SEVERITIES[name], DEFAULT_TOPICS[name]) for name in DEFAULT_SEVERITIES)
+        return tuple(EventSpec(name, DEFAULT_SEVERITIES[name], DEFAULT_TOPICS[name]) for name in DEFAULT_EVENTS)
     if not isinstance(raw, list):
         raise SpecError("spec.events must be a list of {event, severity, topic}")
     seen: set[EventName] = set()
@@ -152,7 +191,9 @@ def _events(raw: Any) -> tuple[EventSpec, ...]:
         seen.add(name)
         severity = _enum(Severity, item.get("severity"), f"{path}.severity", DEFAULT_SEVERITIES[name])
         topic = item.get("topic") or DEFAULT_TOPICS[name]
-        events.append(EventSpec(name, severity, str(topic)))
+        title, description = _text(item, "title", path), _text(item, "description", path)
+        icon = str(item["icon"]) if item.get("icon") else None
+        events.append(EventSpec(name, severity, str(topic), title, description, icon))
     return tuple(events)
 
 
@@ -190,6 +231,9 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
     if selector and (not isinstance(labels, Mapping) or set(selector) - {"matchLabels"}):
         raise SpecError("spec.subscriptions.selector supports matchLabels only, e.g. {matchLabels: {team: a}}")
 
+    events = _events(spec.get("events"))
+    from argobridge.core.routes import parse_routes
+
     return BridgeSpec(
         backstage_url=str(url).rstrip("/"),
         notifications_path=path,
@@ -204,7 +248,8 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
             "spec.token.deletionPolicy",
             TokenDeletionPolicy.RETAIN,
         ),
-        events=_events(spec.get("events")),
+        events=events,
+        routes=parse_routes(spec.get("routes"), events),
         subscription_mode=_enum(
             SubscriptionMode, subscriptions.get("mode"), "spec.subscriptions.mode", SubscriptionMode.GLOBAL
         ),

@@ -107,6 +107,20 @@ def _request(method: str, url: str, token: str | None = None, body: Any = None, 
             return error.code, payload.decode(errors="replace")
 
 
+def _runtime_dir(installed: Path) -> Path:
+    """A private directory for one backend: its own config and catalog, the shared installed modules.
+
+    The installation is shared by every checkout on the machine; the files a backend reads at start
+    (config, catalog) are per checkout, so copying them into the shared directory would let one
+    checkout's tests run with another's catalog.
+    """
+    runtime = Path(tempfile.mkdtemp(prefix="argobridge-backstage-run-"))
+    (runtime / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
+    for name in INSTALL_FILES:
+        shutil.copy2(installed / name, runtime / name)
+    return runtime
+
+
 @dataclass
 class BackstageServer:
     """One backend process on a free loopback port, accepting `token` as a static external-access token."""
@@ -127,7 +141,7 @@ class BackstageServer:
 
     def start(self, timeout: float = 120.0) -> BackstageServer:
         """Install if needed, start, and wait until the catalog has resolved group membership."""
-        self.workdir = ensure_installed()
+        self.workdir = self.workdir or _runtime_dir(ensure_installed())
         for name in RUNTIME_FILES:
             source, target = SOURCE / name, self.workdir / name
             if source.is_dir():

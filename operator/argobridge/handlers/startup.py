@@ -54,7 +54,16 @@ _metrics_served: set[int] = set()
 def _serve_metrics_once(port: int) -> None:
     """Start the metrics endpoint once per process: tests start the operator more than once."""
     if port and port not in _metrics_served:
-        metrics.serve(port)
+        try:
+            metrics.serve(port)
+        except OSError as error:
+            # Metrics are worth a warning, not an operator that refuses to start.
+            logging.getLogger(__name__).warning(
+                "Metrics are not served: port %d: %s; set ARGOBRIDGE_METRICS_PORT to a free port (0: none)",
+                port,
+                error.strerror,
+            )
+            return
         _metrics_served.add(port)
 
 
