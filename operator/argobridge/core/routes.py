@@ -93,7 +93,7 @@ def _strings(raw: Any, path: str, pattern: re.Pattern[str], what: str) -> tuple[
     if not isinstance(raw, list):
         raise SpecError(f"{path} must be a list of {what}")
     for item in raw:
-        if not isinstance(item, str) or not pattern.match(item):
+        if not isinstance(item, str) or not pattern.fullmatch(item):
             raise SpecError(f"{path}: {item!r} is not a valid {what}")
     return tuple(raw)
 
@@ -105,7 +105,7 @@ def _labels(raw: Any, path: str) -> tuple[LabelRequirement, ...]:
         raise SpecError(f"{path} must be a label selector with matchLabels and/or matchExpressions")
     requirements: list[LabelRequirement] = []
     for key, value in (raw.get("matchLabels") or {}).items():
-        if not LABEL_KEY.match(str(key)) or not isinstance(value, str) or not LABEL_VALUE.match(value):
+        if not LABEL_KEY.fullmatch(str(key)) or not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
             raise SpecError(
                 f"{path}.matchLabels: {key!r}: {value!r} is not a valid Kubernetes label"
                 " (keys like team or example.com/team; values up to 63 letters, digits, - _ .)"
@@ -113,7 +113,7 @@ def _labels(raw: Any, path: str) -> tuple[LabelRequirement, ...]:
         requirements.append(LabelRequirement(str(key), LabelOperator.IN, (value,)))
     for index, item in enumerate(raw.get("matchExpressions") or []):
         where = f"{path}.matchExpressions[{index}]"
-        if not isinstance(item, Mapping) or not LABEL_KEY.match(str(item.get("key", ""))):
+        if not isinstance(item, Mapping) or not LABEL_KEY.fullmatch(str(item.get("key", ""))):
             raise SpecError(f"{where}.key must be a valid Kubernetes label key")
         try:
             operator = LabelOperator(str(item.get("operator")))
@@ -196,7 +196,7 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
     if not isinstance(raw, Mapping):
         raise SpecError(f"spec.routes[{index}] must be an object with a name, a match and an action")
     name = raw.get("name")
-    if not isinstance(name, str) or len(name) > MAX_ROUTE_NAME or not ROUTE_NAME.match(name):
+    if not isinstance(name, str) or len(name) > MAX_ROUTE_NAME or not ROUTE_NAME.fullmatch(name):
         raise SpecError(
             f"spec.routes[{index}].name {name!r} must be up to {MAX_ROUTE_NAME} lowercase letters, digits and -"
         )
@@ -214,7 +214,7 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
     except ValueError:
         raise SpecError(f"{path}: severity {severity!r}: use one of critical, high, normal, low") from None
     topic = raw.get("topic")
-    if topic is not None and not TOPIC.match(str(topic)):
+    if topic is not None and not TOPIC.fullmatch(str(topic)):
         raise SpecError(f"{path}: topic {topic!r} may hold only letters, digits and . _ : / -")
     route = Route(
         name=name,
