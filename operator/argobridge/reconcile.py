@@ -11,11 +11,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from argobridge import backstage_client
+from argobridge import backstage_client, probing
 from argobridge.core.appcheck import (
     AppFacts,
     CatalogAnswer,
@@ -30,7 +30,7 @@ from argobridge.core.appcheck import (
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
 from argobridge.core.events import CATALOG
-from argobridge.core.probe import entities_condition, probe_condition, probe_due
+from argobridge.core.probe import entities_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
 from argobridge.core.spec import (
     NOTIFICATIONS_CONFIGMAP,
@@ -46,6 +46,7 @@ from argobridge.core.token import generate_token, token_problem
 from argobridge.kube import argocd, bridges, configmaps, secrets
 from argobridge.kube.errors import KubeError
 from argobridge.settings import Settings
+from argobridge.token_rotation import TOKEN_MIRRORED, rotate_token
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class BridgeRef:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     created: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> BridgeRef:
@@ -71,6 +73,7 @@ class BridgeRef:
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             created=str(metadata.get("creationTimestamp") or ""),
+            annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
         )
 
 
@@ -233,22 +236,23 @@ def _apply_config(
     )
 
 
-# Last probe per bridge: (monotonic time, fingerprint of URL and token, resulting condition). Kept in
-# memory, not in status, so that re-probing on schedule writes nothing while the answer is unchanged.
-_probes: dict[tuple[str, str], tuple[float, str, Condition]] = {}
-
-
-def _probe(bridge: BridgeRef, spec: BridgeSpec, token: str) -> Condition:
-    """BackstageReachable, from a fresh probe when due, else from the last one."""
-    key = hashlib.sha256(f"{spec.webhook_url}\n{token}".encode()).hexdigest()[:16]
-    last = _probes.get((bridge.namespace, bridge.name))
-    now = time.monotonic()
-    if last and not probe_due(last[0], last[1], key, now, Settings.from_env().resync_seconds):
-        return last[2]
-    result = backstage_client.probe_create_endpoint(spec.webhook_url, token)
-    condition = probe_condition(result, spec.webhook_url, spec.secret_name, spec.token_key)
-    _probes[(bridge.namespace, bridge.name)] = (now, key, condition)
-    return condition
+def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileReport) -> str:
+    """Mirror and rotate the token (see token_rotation); an API error stops rotation, not configuration."""
+    try:
+        return rotate_token(
+            bridge.namespace,
+            spec,
+            token,
+            bridge.annotations,
+            report,
+            accepts=lambda candidate: probing.accepts(bridge.namespace, spec, candidate),
+            clock=time.time,
+        )
+    except KubeError as error:
+        message = f"Token mirror or rotation failed: {error}; check ArgoBridge's RBAC for that Secret and Deployment"
+        report.conditions.append(Condition(TOKEN_MIRRORED, False, "ApiError", message))
+        report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
+        return token
 
 
 def _changed(status: Mapping[str, Any], condition: Condition) -> bool:
@@ -267,7 +271,7 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
     bridge = BridgeRef.from_body(body)
     report = ReconcileReport()
     try:
-        spec = parse_bridge_spec(bridge.spec)
+        spec = parse_bridge_spec(bridge.spec, bridge.namespace)
         if spec.flavor is Flavor.OPENSHIFT_GITOPS:
             raise SpecError(
                 "spec.argocd.flavor OpenShiftGitOps is not supported by this version yet; the Argo CD operator"
@@ -285,8 +289,12 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             ]
             report.notices.append(Notice("Warning", "Conflict", message))
         elif token := _ensure_token(bridge, spec, report):
-            _apply_config(bridge, spec, report, applications, token)
-            reachable = _probe(bridge, spec, token)
+            reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
+            rotated = _rotate(bridge, effective, token, report)
+            if rotated != token:
+                token = rotated
+                reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
+            _apply_config(bridge, effective, report, applications, token)
             report.conditions.append(reachable)
             if _changed(bridge.status, reachable):
                 kind = "Normal" if reachable.status else "Warning"
@@ -333,7 +341,7 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
     previous_url = bridge.status.get("argocdUrl")
     our_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
     try:
-        spec = parse_bridge_spec(bridge.spec)
+        spec = parse_bridge_spec(bridge.spec, bridge.namespace)
     except SpecError:
         spec = None
     rendered = render_notifications_config(spec, None) if spec else RenderedConfig(owned={}, context={})

@@ -38,6 +38,7 @@ class ReconcileReport:
     drift_repaired: bool = False
     applications: dict[str, int] | None = None
     app_problems: list[tuple[Any, str]] = field(default_factory=list)
+    token: dict[str, str] | None = None  # phase, lastRotation, digest: never the token itself
 
 
 def config_hash(data: Mapping[str, str]) -> str:
@@ -55,7 +56,8 @@ def build_status(
     status: dict[str, Any] = {
         key: value
         for key, value in previous.items()
-        if key in {"flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs", "applications"}
+        if key
+        in {"flavor", "argocdUrl", "configMap", "configHash", "ownedKeys", "driftRepairs", "applications", "token"}
     }
     status["observedGeneration"] = generation
     status["conditions"] = merge_conditions(previous.get("conditions"), conditions, generation, now)
@@ -65,6 +67,7 @@ def build_status(
         "configHash": report.config_hash,
         "ownedKeys": report.owned_keys,
         "applications": report.applications,
+        "token": report.token,
     }
     status.update({key: value for key, value in learned.items() if value is not None})
     if report.config_hash is not None:
@@ -88,6 +91,7 @@ OWN_STATUS_KEYS = frozenset(
         "ownedKeys",
         "driftRepairs",
         "applications",
+        "token",
     }
 )
 
