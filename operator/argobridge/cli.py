@@ -80,7 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("build-tools", help="build (or find cached) the pinned Go binaries")
     commands.add_parser("install-backstage", help="install (or find cached) the Backstage test backend")
 
+    rotate = commands.add_parser("rotate-token", help="rotate a bridge's token now (needs spec.token.mirror)")
+    rotate.add_argument("--bridge", default="backstage", help="the BackstageBridge's name (default backstage)")
+    rotate.add_argument("-n", "--namespace", default="argocd", help="its namespace (default argocd)")
+
     args, _ = parser.parse_known_args(argv)
+    if args.command == "rotate-token":
+        from argobridge.token_command import rotate_token_command
+
+        return rotate_token_command(args.namespace, args.bridge)
     if args.command == "render":
         return render_command(args.filename, args.argocd_url)
     if args.command == "run":

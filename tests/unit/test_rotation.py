@@ -73,7 +73,9 @@ def test_grace_period_keeps_previous_then_retires_it():
 
 
 def test_after_retiring_backstage_is_restarted_to_forget_the_old_token():
-    retired = facts(argocd=NEW, current=NEW, previous=NEW, restart_configured=True, restarted_for=mirror_state(NEW, OLD))
+    retired = facts(
+        argocd=NEW, current=NEW, previous=NEW, restart_configured=True, restarted_for=mirror_state(NEW, OLD)
+    )
     assert decide_rotation(retired).step is Step.RESTART
     done = facts(argocd=NEW, current=NEW, previous=NEW, restart_configured=True, restarted_for=mirror_state(NEW, NEW))
     assert decide_rotation(done).step is Step.NONE
@@ -87,7 +89,13 @@ def test_a_token_changed_by_hand_in_argocd_is_adopted():
 
 def simulate(start: RotationFacts, accept_after_restart: bool) -> list[Step]:
     """Drive the machine like the operator would, 'crashing' (re-deciding from state) after each step."""
-    state = dict(argocd=start.argocd, current=start.current, previous=start.previous, switched=None, restarted=mirror_state(start.current, start.previous))
+    state = dict(
+        argocd=start.argocd,
+        current=start.current,
+        previous=start.previous,
+        switched=None,
+        restarted=mirror_state(start.current, start.previous),
+    )
     handled, steps = start.handled_request, []
     backstage_knows = {start.current, start.previous}
     for tick in range(20):

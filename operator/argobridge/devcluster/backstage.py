@@ -107,11 +107,18 @@ def _request(method: str, url: str, token: str | None = None, body: Any = None, 
             return error.code, payload.decode(errors="replace")
 
 
+# Accepted by the test backend for the catalog plugin only (app-config.yaml): a token "restricted to
+# another plugin", which the notifications API answers with 403.
+CATALOG_ONLY_TOKEN = "catalog-only-test-token-0123456789"
+
+
 @dataclass
 class BackstageServer:
-    """One backend process on a free loopback port, accepting `token` as a static external-access token."""
+    """One backend process on a free loopback port, accepting `token` (and `previous_token`, when given)
+    as static external-access tokens for notifications, the way a rotation-ready app-config lists both."""
 
     token: str
+    previous_token: str | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
@@ -138,6 +145,8 @@ class BackstageServer:
             os.environ,
             BACKEND_PORT=str(self.port),
             BACKSTAGE_TOKEN=self.token,
+            BACKSTAGE_TOKEN_PREVIOUS=self.previous_token or self.token,
+            BACKSTAGE_CATALOG_ONLY_TOKEN=CATALOG_ONLY_TOKEN,
             BACKSTAGE_DB_DIR=str(self.database),
             NODE_ENV="production",
         )
@@ -199,6 +208,13 @@ class BackstageServer:
 
     def stop(self) -> None:
         processes.stop(self.process)
+
+    def restart(self, token: str, previous_token: str | None = None) -> BackstageServer:
+        """Stop and start again with these tokens (Backstage reads static tokens only at start); the
+        database directory is kept, as a restarted production backend keeps its database."""
+        self.stop()
+        self.token, self.previous_token = token, previous_token
+        return self.start()
 
     def __enter__(self) -> BackstageServer:
         return self.start()
