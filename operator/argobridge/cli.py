@@ -50,11 +50,11 @@ def render_command(path: str, argocd_url: str | None) -> int:
     return 0
 
 
-def run_command(namespaces: Sequence[str], liveness: str | None) -> int:
+def run_command(namespaces: Sequence[str], liveness: str | None, debug: bool = False) -> int:
     """Run the operator until interrupted: every bridge in the cluster, or in the given namespaces."""
     from argobridge.operator_main import run_operator
 
-    run_operator(namespaces=namespaces, liveness_endpoint=liveness)
+    run_operator(namespaces=namespaces, liveness_endpoint=liveness, debug=debug)
     return 0
 
 
@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
     run.add_argument("-n", "--namespace", action="append", default=[], help="watch only this namespace (repeatable)")
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf health endpoint ('' to disable)")
+    run.add_argument("--debug", action="store_true", help="log at debug level (tokens are never logged)")
 
     render = commands.add_parser("render", help="print the Argo CD configuration a bridge file stands for")
     render.add_argument("-f", "--filename", required=True, help="a YAML file with a BackstageBridge ('-' for stdin)")
@@ -84,7 +85,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     rotate.add_argument("--bridge", default="backstage", help="the BackstageBridge's name (default backstage)")
     rotate.add_argument("-n", "--namespace", default="argocd", help="its namespace (default argocd)")
 
+    send = commands.add_parser("send-test", help="send a labelled test notification with the bridge's token")
+    send.add_argument("--bridge", default="backstage", help="the BackstageBridge's name (default backstage)")
+    send.add_argument("-n", "--namespace", default="argocd", help="its namespace (default argocd)")
+    target = send.add_mutually_exclusive_group(required=True)
+    target.add_argument("--entity-ref", help="an entity to notify, e.g. component:default/shop (its owners receive it)")
+    target.add_argument("--broadcast", action="store_true", help="notify every Backstage user")
+
+    doctor = commands.add_parser("doctor", help="check a live installation for every known failure mode")
+    doctor.add_argument("-n", "--namespace", default="argocd", help="the Argo CD namespace (default argocd)")
+    doctor.add_argument("-o", "--output", choices=["text", "json"], default="text")
+
     args, _ = parser.parse_known_args(argv)
+    if args.command == "send-test":
+        from argobridge.send_test import send_test_command
+
+        return send_test_command(args.namespace, args.bridge, None if args.broadcast else args.entity_ref)
+    if args.command == "doctor":
+        from argobridge.doctor import doctor_command
+
+        return doctor_command(args.namespace, args.output)
     if args.command == "rotate-token":
         from argobridge.token_command import rotate_token_command
 
@@ -92,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "render":
         return render_command(args.filename, args.argocd_url)
     if args.command == "run":
-        return run_command(args.namespace, args.liveness or None)
+        return run_command(args.namespace, args.liveness or None, args.debug)
     if args.command == "demo":
         from argobridge.demo import run_demo
 
