@@ -3,8 +3,8 @@
 The operator runs as its own process (so it can be killed mid-rotation), serving only bridges
 labelled with this module's shard. Backstage reads its two static tokens from ArgoBridge's mirror
 Secret at start; ArgoBridge restarts its Deployment the way `kubectl rollout restart` does, and the
-test plays the kubelet: when the Deployment's pod template changes it restarts the Backstage
-process with the tokens the mirror Secret holds then.
+test plays the Deployment controller and kubelet: when the pod template changes it rolls a new
+Backstage process, with the tokens the mirror Secret holds then, in behind a stand-in Service.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from argobridge.backstage_client import probe_create_endpoint
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.devcluster.argocd_engine import NotificationsController
 from argobridge.devcluster.backstage import BackstageServer
-from argobridge.devcluster.controlplane import ControlPlane, free_port
+from argobridge.devcluster.controlplane import ControlPlane
 from argobridge.kube.deployments import RESTARTED_AT
 from tests.conftest import wait_for
 from tests.e2e.conftest import Rig
+from tests.e2e.service_proxy import ServiceProxy
 
 MIRROR = "backstage-tokens"
 DEPLOYMENT = "backstage"
@@ -90,16 +91,21 @@ class OperatorProcess:
 
 
 class BackstageKubelet(threading.Thread):
-    """Restarts the Backstage process whenever the Deployment's pod template is stamped, with the
-    tokens the mirror Secret holds at that moment: what a kubelet does for a pod reading env from it."""
+    """Rolls Backstage over whenever the Deployment's pod template is stamped, as the Deployment
+    controller and the kubelet would with a RollingUpdate: a new pod reading the tokens the mirror
+    Secret holds at that moment starts, becomes ready (catalog ingested), takes the Service's
+    traffic, and only then the old pod stops. Each pod has its own database here (SQLite files
+    cannot be shared by two processes), so what the old one stored is collected before it stops."""
 
-    def __init__(self, backstage: BackstageServer, namespace: str) -> None:
+    def __init__(self, namespace: str, service: ServiceProxy, databases: Path) -> None:
         super().__init__(daemon=True)
-        self.backstage, self.namespace = backstage, namespace
+        self.namespace, self.service, self.databases = namespace, service, databases
         self.apps, self.core = client.AppsV1Api(), client.CoreV1Api()
         self.stopping = threading.Event()
         self.seen: str | None = None
-        self.restarts: list[float] = []
+        self.pod: BackstageServer | None = None
+        self.archived: list[dict[str, Any]] = []  # notifications stored by pods that are gone
+        self.rollouts: list[float] = []
         self.error: BaseException | None = None
 
     def stamp(self) -> str | None:
@@ -110,11 +116,21 @@ class BackstageKubelet(threading.Thread):
         data = self.core.read_namespaced_secret(MIRROR, self.namespace).data
         return base64.b64decode(data["current"]).decode(), base64.b64decode(data["previous"]).decode()
 
-    def start_backstage(self) -> None:
-        self.seen = self.stamp()
+    def roll(self) -> None:
+        """Start a new pod with the Secret's current tokens; switch traffic; retire the old pod."""
+        started = time.monotonic()
         current, previous = self.tokens()
-        self.backstage.token, self.backstage.previous_token = current, previous
-        self.backstage.start()
+        database = self.databases / f"pod-{len(self.rollouts)}"
+        database.mkdir()
+        pod = BackstageServer(token=current, previous_token=previous, database=database).start()
+        old, self.pod = self.pod, pod
+        self.service.retarget(pod.port)
+        if old is not None:
+            time.sleep(1.0)  # requests already inside the old pod finish
+            self.service.close_to(old.port)
+            self.archived += old.notifications("alice")
+            old.stop()
+        self.rollouts.append(time.monotonic() - started)
 
     def run(self) -> None:
         try:
@@ -122,11 +138,20 @@ class BackstageKubelet(threading.Thread):
                 stamp = self.stamp()
                 if stamp != self.seen:
                     self.seen = stamp
-                    started = time.monotonic()
-                    self.backstage.restart(*self.tokens())
-                    self.restarts.append(time.monotonic() - started)
+                    self.roll()
         except BaseException as error:  # reported by the test
             self.error = error
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Everything alice received, from the pods that are gone and from the serving one."""
+        pod = self.pod
+        return self.archived + (pod.notifications("alice") if pod else [])
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=120)
+        if self.pod:
+            self.pod.stop()
 
 
 class EventStream(threading.Thread):
@@ -155,18 +180,23 @@ class EventStream(threading.Thread):
 
 
 class RotationRig(Rig):
-    def __init__(self, *args: Any, operator: OperatorProcess, kubelet: BackstageKubelet, mirror_ns: str) -> None:
+    def __init__(self, *args: Any, operator: OperatorProcess, kubelet: BackstageKubelet, service: ServiceProxy) -> None:
         super().__init__(*args)
-        self.operator, self.kubelet, self.mirror_ns = operator, kubelet, mirror_ns
+        self.operator, self.kubelet, self.service = operator, kubelet, service
 
     def mirror(self) -> tuple[str, str]:
         return self.kubelet.tokens()
 
     def delivered(self) -> set[str]:
+        """The apps alice got a notification for, across every Backstage pod so far."""
         prefix = f"argocd/{self.namespace}/"
+        try:
+            notifications = self.kubelet.notifications()
+        except (OSError, RuntimeError):
+            return set()
         return {
             scope[len(prefix) :].split("/")[0]
-            for item in self.backstage.notifications("alice")
+            for item in notifications
             if (scope := item["payload"].get("scope") or "").startswith(prefix)
         }
 
@@ -206,7 +236,8 @@ def rotation(
             },
         },
     )
-    port = free_port()
+    service = ServiceProxy().start()
+    port = service.port
     custom.create_namespaced_custom_object(
         GROUP,
         VERSION,
@@ -229,23 +260,21 @@ def rotation(
     )
     logs = tmp_path_factory.mktemp("rotation")
     operator = OperatorProcess(control_plane.kubeconfig, namespace, shard, logs / "operator.log").start()
-    backstage = BackstageServer(token="unset-until-mirrored", port=port)
-    kubelet = BackstageKubelet(backstage, backstage_ns)
+    kubelet = BackstageKubelet(backstage_ns, service, logs)
     controller = NotificationsController(control_plane.kubeconfig, namespace, logs / "controller.log")
     try:
         wait_for(lambda: _mirror_exists(core, backstage_ns), timeout=60, what="mirror Secret written by ArgoBridge")
-        kubelet.start_backstage()
+        kubelet.seen = kubelet.stamp()
+        kubelet.roll()
         kubelet.start()
         controller.start()
-        yield RotationRig(namespace, backstage, controller, operator=operator, kubelet=kubelet, mirror_ns=backstage_ns)
+        assert kubelet.pod is not None
+        yield RotationRig(namespace, kubelet.pod, controller, operator=operator, kubelet=kubelet, service=service)
     finally:
-        kubelet.stopping.set()
-        kubelet.join(timeout=120)
+        kubelet.stop()
         operator.stop()
         controller.stop()
-        backstage.stop()
-        if backstage.database:
-            shutil.rmtree(backstage.database, ignore_errors=True)
+        service.stop()
 
 
 def _mirror_exists(core: client.CoreV1Api, namespace: str) -> bool:
@@ -266,12 +295,16 @@ def _rotated_from(rig: RotationRig, old: str) -> str | None:
     return None
 
 
+@pytest.mark.timeout(900)
 def test_two_rotations_one_with_the_operator_killed_lose_no_event(rotation: RotationRig, figures: list[str]):
     rig = rotation
     wait_for(lambda: rig.token() == rig.mirror()[0] == rig.mirror()[1], timeout=60, what="token mirrored")
     first = rig.token()
     wait_for(
-        lambda: probe_create_endpoint(rig.backstage.url + "/api/notifications/notifications", first).status == 400,
+        lambda: (
+            probe_create_endpoint(f"http://127.0.0.1:{rig.service.port}/api/notifications/notifications", first).status
+            == 400
+        ),
         timeout=120,
         what="Backstage accepts the mirrored token",
     )
@@ -326,18 +359,18 @@ def test_two_rotations_one_with_the_operator_killed_lose_no_event(rotation: Rota
     assert stream.error is None and rig.kubelet.error is None, (stream.error, rig.kubelet.error)
     sent = set(stream.sent)
     assert len(sent) >= 20, "the stream must have run through both rotations"
-    wait_for(
-        lambda: rig.delivered() >= sent,
-        timeout=180,
-        interval=2,
-        what=f"all {len(sent)} events delivered; missing {sorted(sent - rig.delivered())}",
-    )
+    try:
+        wait_for(lambda: rig.delivered() >= sent, timeout=180, interval=2, what=f"all {len(sent)} events delivered")
+    except AssertionError as error:
+        shutil.copy(rig.controller.log_path, "/tmp/wt6-controller.log")
+        shutil.copy(rig.operator.log_path, "/tmp/wt6-operator.log")
+        raise AssertionError(f"{error}; missing {sorted(sent - rig.delivered())}") from None
     assert rig.delivered() == sent, "count sent = count received, nothing extra"
     rejected = [line for line in rig.controller.log_lines() if "401" in str(line.get("msg", ""))]
     assert rejected == [], "no delivery may be rejected for its token"
     figures.append(
         f"rotation: {len(sent)} events sent = received across 2 rotations (operator killed in the second);"
-        f" first rotation {first_done:.0f}s; Backstage restarts {', '.join(f'{s:.0f}s' for s in rig.kubelet.restarts)}"
+        f" first rotation {first_done:.0f}s; Backstage rollouts {', '.join(f'{s:.0f}s' for s in rig.kubelet.rollouts)}"
     )
     # Debug-level operator log across everything above: not one of the three tokens.
     log = rig.operator.log()

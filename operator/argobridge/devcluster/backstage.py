@@ -28,7 +28,9 @@ from argobridge.devcluster.gobuild import cache_root
 
 SOURCE = Path(__file__).resolve().parents[3] / "tests" / "e2e" / "backstage"
 INSTALL_FILES = ("package.json", "package-lock.json", ".npmrc")
-RUNTIME_FILES = ("index.js", "app-config.yaml", "catalog")
+# app-config.yaml is not copied into the shared install: each server gets its own copy (`--config`), so
+# servers started from different checkouts at the same time never read each other's configuration.
+RUNTIME_FILES = ("index.js", "catalog")
 
 
 def _log(message: str) -> None:
@@ -150,9 +152,11 @@ class BackstageServer:
             BACKSTAGE_DB_DIR=str(self.database),
             NODE_ENV="production",
         )
+        config = self.database / "app-config.yaml"
+        shutil.copy2(SOURCE / "app-config.yaml", config)
         log = open(self.workdir / f"backend-{self.port}.log", "wb")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
-            ["node", "index.js"],
+            ["node", "index.js", "--config", str(config)],
             cwd=self.workdir,
             env=env,
             stdout=log,
