@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -342,7 +341,7 @@ def test_two_rotations_one_with_the_operator_killed_lose_no_event(rotation: Rota
             {"metadata": {"annotations": {"argobridge.io/rotate-token": "second"}}},
         )
         wait_for(
-            lambda: rig.mirror()[0] not in (second,) and rig.mirror()[1] == second,
+            lambda: rig.mirror()[0] != second and rig.mirror()[1] == second,
             timeout=60,
             interval=0.2,
             what="second rotation published",
@@ -362,8 +361,6 @@ def test_two_rotations_one_with_the_operator_killed_lose_no_event(rotation: Rota
     try:
         wait_for(lambda: rig.delivered() >= sent, timeout=180, interval=2, what=f"all {len(sent)} events delivered")
     except AssertionError as error:
-        shutil.copy(rig.controller.log_path, "/tmp/wt6-controller.log")
-        shutil.copy(rig.operator.log_path, "/tmp/wt6-operator.log")
         raise AssertionError(f"{error}; missing {sorted(sent - rig.delivered())}") from None
     assert rig.delivered() == sent, "count sent = count received, nothing extra"
     rejected = [line for line in rig.controller.log_lines() if "401" in str(line.get("msg", ""))]
@@ -374,6 +371,6 @@ def test_two_rotations_one_with_the_operator_killed_lose_no_event(rotation: Rota
     )
     # Debug-level operator log across everything above: not one of the three tokens.
     log = rig.operator.log()
-    assert "Patching" in log or "DEBUG" in log or "debug" in log.lower(), "the log must really be at debug level"
+    assert "is invoked" in log, "the log must really be at debug level (kopf logs handler invocations there)"
     for token in (first, second, third):
         assert token not in log

@@ -141,7 +141,9 @@ def decide_rotation(facts: RotationFacts) -> Decision:
             phase, Step.NONE, "Argo CD uses the new token; the previous one stays valid for the grace period"
         )
     if _needs_restart(facts):
-        return Decision(phase, Step.RESTART, "restarting Backstage so it forgets the retired token")
+        return Decision(
+            phase, Step.RESTART, "restarting Backstage so it reads its Secret (and forgets a retired token)"
+        )
     why = rotation_due(facts)
     if why:
         return Decision(phase, Step.PUBLISH, f"rotating the token: {why}")
