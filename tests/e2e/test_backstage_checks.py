@@ -185,7 +185,9 @@ def available_controller(rig: Rig, namespace: str) -> None:
         },
     )
     apps.patch_namespaced_deployment_status(
-        "argocd-notifications-controller", namespace, {"status": {"replicas": 1, "availableReplicas": 1}}
+        "argocd-notifications-controller",
+        namespace,
+        {"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}},
     )
 
 
