@@ -239,7 +239,7 @@ def _apply_config(
 def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileReport) -> str:
     """Mirror and rotate the token (see token_rotation); an API error stops rotation, not configuration."""
     try:
-        return rotate_token(
+        rotated = rotate_token(
             bridge.namespace,
             spec,
             token,
@@ -248,6 +248,11 @@ def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileRe
             accepts=lambda candidate: probing.accepts(bridge.namespace, spec, candidate),
             clock=time.time,
         )
+        # A standing problem is posted once, when the condition changes, not on every resync.
+        mirrored = [c for c in report.conditions if c.type == TOKEN_MIRRORED]
+        if mirrored and not mirrored[-1].status and not _changed(bridge.status, mirrored[-1]):
+            report.notices = [n for n in report.notices if n.reason != mirrored[-1].reason]
+        return rotated
     except KubeError as error:
         message = f"Token mirror or rotation failed: {error}; check ArgoBridge's RBAC for that Secret and Deployment"
         report.conditions.append(Condition(TOKEN_MIRRORED, False, "ApiError", message))

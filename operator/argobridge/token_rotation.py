@@ -95,6 +95,7 @@ def rotate_token(
                 " spec.token.mirror (the Secret Backstage reads); set it, or replace the token by hand"
             )
             report.notices.append(Notice("Warning", "RotationNeedsMirror", message))
+            report.conditions.append(Condition(TOKEN_MIRRORED, False, "RotationNeedsMirror", message))
         return argocd_token
     decision = Decision(Phase.IDLE, Step.NONE, "")
     for _ in range(MAX_STEPS):
