@@ -1,6 +1,6 @@
 # ArgoBridge developer entry points. `make help` lists them.
 # Everything installs itself: Python packages into .venv (pinned in pyproject.toml); Go-built binaries
-# (kube-apiserver, etcd, argocd; pinned in operator/argobridge/devcluster/versions.py) and the Backstage
+# (kube-apiserver, etcd, argocd, helm; pinned in operator/argobridge/devcluster/versions.py) and the Backstage
 # test backend (npm, pinned by tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test-tools run test unit contract integration e2e bench lint render dev-cluster clean
+.PHONY: help install tools test-tools run test unit contract integration e2e e2e-kind deploy-tests manifests chart-lint bench lint render dev-cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,18 @@ integration: tools ## Integration tests only (real kube-apiserver and etcd, the 
 
 e2e: test-tools ## Live end-to-end tests: operator + notifications controller + Backstage
 	$(BIN)/pytest -p no:cacheprovider -ra tests/e2e
+
+e2e-kind: tools ## The e2e suite against a kind cluster running the chart's operator (needs Docker)
+	bash tests/kind/e2e-kind.sh
+
+deploy-tests: tools ## The chart and manifests: lint, schema, restricted-v2, install, operator under its RBAC
+	$(BIN)/pytest -p no:cacheprovider -ra tests/deploy
+
+manifests: tools ## Regenerate manifests/install from the chart's default rendering (a test checks they match)
+	$(BIN)/python -m argobridge.devcluster.chart --write
+
+chart-lint: tools ## helm lint --strict on the chart
+	$$($(BIN)/python -m argobridge.devcluster.gobuild helm) lint --strict charts/argobridge
 
 bench: tools ## Benchmarks at 1,000 and 10,000 Applications (not part of test): make bench SIZES=200 IDLE=20
 	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --json build/bench.json

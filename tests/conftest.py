@@ -10,12 +10,14 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, config
 
-from argobridge.devcluster.controlplane import ControlPlane
+from argobridge.devcluster.controlplane import ControlPlane, free_port
 
 FIGURES: list[str] = []
 
@@ -39,11 +41,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@dataclass
+class ExternalCluster:
+    """A cluster the suite did not start (ARGOBRIDGE_TEST_KUBECONFIG), e.g. kind with the chart installed."""
+
+    kubeconfig: Path
+
+
+def external_operator() -> bool:
+    """ARGOBRIDGE_TEST_OPERATOR=external: an operator already runs in the cluster (installed by the chart)."""
+    return os.environ.get("ARGOBRIDGE_TEST_OPERATOR") == "external"
+
+
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
-    plane = ControlPlane()
-    plane.start()
-    FIGURES.append(f"local control plane (etcd + kube-apiserver) ready in {plane.startup_seconds:.1f}s")
+def control_plane() -> Iterator[ControlPlane | ExternalCluster]:
+    """The local control plane, or the cluster ARGOBRIDGE_TEST_KUBECONFIG names: same tests, either way."""
+    external = os.environ.get("ARGOBRIDGE_TEST_KUBECONFIG")
+    plane: ControlPlane | ExternalCluster
+    if external:
+        plane = ExternalCluster(Path(external))
+        FIGURES.append(f"running against the cluster of {external}, not a local control plane")
+    else:
+        plane = ControlPlane().start()
+        FIGURES.append(f"local control plane (etcd + kube-apiserver) ready in {plane.startup_seconds:.1f}s")
     os.environ["KUBECONFIG"] = str(plane.kubeconfig)
     config.load_kube_config(config_file=str(plane.kubeconfig))
     # The operator's edges share one cached client; point it at this control plane.
@@ -53,7 +73,8 @@ def control_plane() -> Iterator[ControlPlane]:
     try:
         yield plane
     finally:
-        plane.stop()
+        if isinstance(plane, ControlPlane):
+            plane.stop()
 
 
 @pytest.fixture(scope="session")
@@ -74,11 +95,19 @@ def argocd_crds(control_plane: ControlPlane) -> list[str]:
 
 @pytest.fixture(scope="session")
 def operator(crds: list[str]) -> Iterator[Any]:
-    """The real operator (all handlers) running in this process against the control plane."""
+    """The real operator (all handlers) running in this process against the control plane.
+
+    Against an external cluster whose operator the chart installed, that one does the work instead.
+    """
     import kopf.testing
+
+    if external_operator():
+        yield None
+        return
 
     os.environ.setdefault("ARGOBRIDGE_RESYNC_SECONDS", "3")
     os.environ.setdefault("ARGOBRIDGE_LOG_FORMAT", "plain")
+    os.environ.setdefault("ARGOBRIDGE_METRICS_PORT", str(free_port()))
     with kopf.testing.KopfRunner(
         ["run", "--standalone", "--all-namespaces", "-m", "argobridge.handlers"],
         timeout=60,

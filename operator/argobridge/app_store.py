@@ -31,6 +31,9 @@ class AppStore:
             if self._apps.pop(uid, None) is not None:
                 self.version += 1
 
+    def __len__(self) -> int:
+        return len(self._apps)
+
     def all(self) -> list[AppFacts]:
         with self._lock:
             return list(self._apps.values())

@@ -50,12 +50,37 @@ def render_command(path: str, argocd_url: str | None) -> int:
     return 0
 
 
-def run_command(namespaces: Sequence[str], liveness: str | None, debug: bool = False) -> int:
-    """Run the operator until interrupted: every bridge in the cluster, or in the given namespaces."""
+def run_command(namespaces: Sequence[str], liveness: str | None, leader_election: bool, debug: bool = False) -> int:
+    """Run the operator until interrupted: every bridge in the cluster, or in the given namespaces.
+
+    With leader election, wait for the Lease first; a leader that loses it stops and exits non-zero,
+    so Kubernetes restarts it as a standby.
+    """
+    import os
+    import socket
+    import threading
+
     from argobridge.operator_main import run_operator
 
-    run_operator(namespaces=namespaces, liveness_endpoint=liveness, debug=debug)
-    return 0
+    if not leader_election:
+        run_operator(namespaces=namespaces, liveness_endpoint=liveness, debug=debug)
+        return 0
+    from argobridge.leader import LeaderElector
+
+    elector = LeaderElector(
+        namespace=os.environ.get("POD_NAMESPACE", "default"),
+        name=os.environ.get("ARGOBRIDGE_LEASE_NAME", "argobridge"),
+        identity=os.environ.get("POD_ID") or socket.gethostname(),
+        duration=int(os.environ.get("ARGOBRIDGE_LEASE_SECONDS", "15")),
+    )
+    elector.acquire()
+    stop = threading.Event()
+    elector.keep_renewing(on_lost=stop)
+    try:
+        run_operator(namespaces=namespaces, liveness_endpoint=liveness, stop_flag=stop, debug=debug)
+    finally:
+        elector.release()
+    return 1 if elector.lost.is_set() else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="run the operator against the current kubeconfig or in-cluster")
     run.add_argument("-n", "--namespace", action="append", default=[], help="watch only this namespace (repeatable)")
-    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf health endpoint ('' to disable)")
+    run.add_argument(
+        "--leader-election",
+        action="store_true",
+        help="reconcile only while holding a Lease (POD_NAMESPACE, ARGOBRIDGE_LEASE_NAME); for replicas > 1",
+    )
+    run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="kopf health endpoint ('' to disable)")
     run.add_argument("--debug", action="store_true", help="log at debug level (tokens are never logged)")
 
     render = commands.add_parser("render", help="print the Argo CD configuration a bridge file stands for")
@@ -112,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "render":
         return render_command(args.filename, args.argocd_url)
     if args.command == "run":
-        return run_command(args.namespace, args.liveness or None, args.debug)
+        return run_command(args.namespace, args.liveness or None, args.leader_election, args.debug)
     if args.command == "demo":
         from argobridge.demo import run_demo
 

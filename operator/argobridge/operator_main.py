@@ -32,7 +32,13 @@ def run_operator(
     import argobridge.handlers  # noqa: F401 - registers the handlers
 
     configure_logging(Settings.from_env(), debug=debug)
+    settings = kopf.OperatorSettings()
+    # Serving named namespaces needs no cluster-scoped permission at all; kopf's observation of
+    # namespaces and CRDs would need to list both cluster-wide, so it is off in that mode (an
+    # Application CRD installed later is then picked up at the operator's next restart).
+    settings.scanning.disabled = bool(namespaces)
     kopf.run(
+        settings=settings,
         standalone=True,
         clusterwide=not namespaces,
         namespaces=list(namespaces),

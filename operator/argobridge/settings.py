@@ -15,6 +15,7 @@ class Settings:
     # Serve only bridges labelled argobridge.io/shard=<shard> (empty: only bridges without that label),
     # so several operators can share a cluster, e.g. one per test or one per team.
     shard: str = ""
+    metrics_port: int = 8080
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -23,4 +24,5 @@ class Settings:
             resync_seconds=float(env.get("ARGOBRIDGE_RESYNC_SECONDS", cls.resync_seconds)),
             log_format=env.get("ARGOBRIDGE_LOG_FORMAT", cls.log_format),
             shard=env.get("ARGOBRIDGE_SHARD", cls.shard),
+            metrics_port=int(env.get("ARGOBRIDGE_METRICS_PORT", cls.metrics_port)),
         )

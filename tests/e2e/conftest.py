@@ -8,6 +8,7 @@ Secret ArgoBridge manages, the way a platform engineer would wire them.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.devcluster.argocd_engine import NotificationsController
 from argobridge.devcluster.backstage import BackstageServer
 from argobridge.devcluster.controlplane import ControlPlane, free_port
-from tests.conftest import FIGURES, wait_for
+from tests.conftest import FIGURES, ExternalCluster, wait_for
 
 
 class Rig:
@@ -107,7 +108,10 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig(
-    control_plane: ControlPlane, operator: Any, argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane | ExternalCluster,
+    operator: Any,
+    argocd_crds: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Rig]:
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     namespace = f"argocd-{uuid.uuid4().hex[:6]}"
@@ -125,6 +129,7 @@ def rig(
         },
     )
     port = free_port()
+    backstage_host = os.environ.get("ARGOBRIDGE_TEST_BACKSTAGE_HOST", "127.0.0.1")
     custom.create_namespaced_custom_object(
         GROUP,
         VERSION,
@@ -134,7 +139,10 @@ def rig(
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "BackstageBridge",
             "metadata": {"name": "backstage", "namespace": namespace},
-            "spec": {"backstage": {"url": f"http://127.0.0.1:{port}"}, "argocd": {"url": "https://argocd.example.com"}},
+            "spec": {
+                "backstage": {"url": f"http://{backstage_host}:{port}"},
+                "argocd": {"url": "https://argocd.example.com"},
+            },
         },
     )
 

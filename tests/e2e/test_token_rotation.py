@@ -62,6 +62,7 @@ class OperatorProcess:
             ARGOBRIDGE_SHARD=shard,
             ARGOBRIDGE_RESYNC_SECONDS="3",
             ARGOBRIDGE_LOG_FORMAT="plain",
+            ARGOBRIDGE_METRICS_PORT="0",
         )
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None

@@ -122,6 +122,9 @@ class BackstageServer:
     token: str
     previous_token: str | None = None
     port: int = field(default_factory=free_port)
+    # The address Argo CD and the operator use; another than loopback (a kind cluster's gateway) makes
+    # the backend listen on every interface so that pods can reach it.
+    host: str = field(default_factory=lambda: os.environ.get("ARGOBRIDGE_TEST_BACKSTAGE_HOST", "127.0.0.1"))
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
     database: Path | None = None
@@ -129,7 +132,7 @@ class BackstageServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 120.0) -> BackstageServer:
         """Install if needed, start, and wait until the catalog has resolved group membership."""
@@ -146,6 +149,8 @@ class BackstageServer:
         env = dict(
             os.environ,
             BACKEND_PORT=str(self.port),
+            BACKEND_HOST=self.host,
+            BACKEND_LISTEN_HOST="127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0",
             BACKSTAGE_TOKEN=self.token,
             BACKSTAGE_TOKEN_PREVIOUS=self.previous_token or self.token,
             BACKSTAGE_CATALOG_ONLY_TOKEN=CATALOG_ONLY_TOKEN,

@@ -61,6 +61,7 @@ class ControlPlane:
     token: str = ""
     startup_seconds: float = 0.0
     audit: bool = False  # record every write request (who, what) in workdir/audit.log, for benchmarks
+    audit_reads: bool = False  # also record reads, with response codes: proves what an identity called
 
     @property
     def kubeconfig(self) -> Path:
@@ -155,12 +156,13 @@ class ControlPlane:
         return self.workdir / "audit.log"
 
     def _audit_flags(self) -> list[str]:
-        if not self.audit:
+        if not (self.audit or self.audit_reads):
             return []
         policy = self.workdir / "audit-policy.yaml"
+        verbs = "" if self.audit_reads else "\n  verbs: [create, update, patch, delete, deletecollection]"
         policy.write_text(
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
-            "- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n- level: None\n"
+            f"- level: Metadata{verbs}\n- level: None\n"
         )
         return [
             "--audit-policy-file",

@@ -78,6 +78,27 @@ ARGO_CD = GoTool(
     ),
 )
 
+HELM_VERSION = "v3.22.0"
+
+# Helm lints, renders and installs the chart in tests, as users do with the release binary.
+HELM = GoTool(
+    name="helm",
+    module="helm.sh/helm/v3",
+    version=HELM_VERSION,
+    package="helm.sh/helm/v3/cmd/helm",
+    replace_version=HELM_VERSION,
+    ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
+)
+
+# kind, only for `make e2e-kind` on machines with Docker; not built by `make tools`.
+KIND = GoTool(
+    name="kind",
+    module="sigs.k8s.io/kind",
+    version="v0.33.0",
+    package="sigs.k8s.io/kind",
+    replace_version="v0.33.0",
+)
+
 CONTROL_PLANE_TOOLS = (ETCD, KUBE_APISERVER)
 
-ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD)
+ALL_TOOLS = (*CONTROL_PLANE_TOOLS, ARGO_CD, HELM)

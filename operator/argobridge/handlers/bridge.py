@@ -17,6 +17,8 @@ from argobridge.core.appcheck import AppFacts
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
 from argobridge.kube.bridges import get_bridge
+from argobridge.metrics import forget_bridge
+from argobridge.observe import observe_reconcile
 from argobridge.reconcile import reconcile_bridge, remove_bridge
 from argobridge.settings import Settings
 
@@ -74,7 +76,9 @@ def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] 
         body = get_bridge(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp") or not in_shard(body):
             return
+        started = time.monotonic()
         report = reconcile_bridge(body, apps)
+        observe_reconcile(body, report, time.monotonic() - started)
         post_notices(body, report.notices)
         post_app_problems(report.app_problems)
         settings = bridge_settings(body)
@@ -136,3 +140,4 @@ def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, **_: Any) -> N
             in_scope_apps = [app for app in APPS.all() if settings_for(app, [settings])]
             sync_all(in_scope_apps, [], time.monotonic())  # no bridge: every annotation of ours goes
     _locks.pop((namespace, name), None)
+    forget_bridge(namespace, name)

@@ -7,7 +7,10 @@ from typing import Any
 
 import kopf
 
+from argobridge import metrics
+from argobridge.app_store import APPS
 from argobridge.core.spec import GROUP
+from argobridge.settings import Settings
 
 PREFIX = GROUP
 
@@ -42,6 +45,32 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     logging.getLogger("kopf.objects").addFilter(_quiet_per_object_success)
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
+    _serve_metrics_once(Settings.from_env().metrics_port)
+
+
+_metrics_served: set[int] = set()
+
+
+def _serve_metrics_once(port: int) -> None:
+    """Start the metrics endpoint once per process: tests start the operator more than once."""
+    if port and port not in _metrics_served:
+        try:
+            metrics.serve(port)
+        except OSError as error:
+            # Metrics are worth a warning, not an operator that refuses to start.
+            logging.getLogger(__name__).warning(
+                "Metrics are not served: port %d: %s; set ARGOBRIDGE_METRICS_PORT to a free port (0: none)",
+                port,
+                error.strerror,
+            )
+            return
+        _metrics_served.add(port)
+
+
+@kopf.on.probe(id="applications")
+def applications_known(**_: Any) -> int:
+    """Shown by the health endpoint: how many Applications the operator has indexed."""
+    return len(APPS)
 
 
 @kopf.on.login()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from argobridge.core.metricsview import key_written_at
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
 from argobridge.kube.errors import KubeError, is_not_found
@@ -53,3 +55,15 @@ def remove_secret_key(namespace: str, name: str, key: str) -> bool:
             return False  # the Secret or the key is already gone
         raise KubeError(f"removing key {key} of Secret {namespace}/{name}", error) from None
     return True
+
+
+def read_key_written_at(namespace: str, name: str, key: str) -> datetime | None:
+    """When `key` of the Secret was last written (from managedFields), without reading its data."""
+    try:
+        raw = core_v1().read_namespaced_secret(name, namespace, _preload_content=False)
+    except ApiException as error:
+        if is_not_found(error):
+            return None
+        raise KubeError(f"reading Secret {namespace}/{name}", error) from None
+    metadata = json.loads(raw.data).get("metadata") or {}
+    return key_written_at(metadata.get("managedFields"), key)
