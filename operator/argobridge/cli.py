@@ -25,10 +25,10 @@ def render_command(path: str, argocd_url: str | None) -> int:
     for document in documents:
         try:
             spec = parse_bridge_spec(document.get("spec") or {})
+            rendered = render_notifications_config(spec, spec.argocd_url or argocd_url)
         except SpecError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        rendered = render_notifications_config(spec, spec.argocd_url or argocd_url)
         data = dict(rendered.owned)
         context = merge_context(None, rendered.context, {})
         if context:
@@ -101,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     render.add_argument("-f", "--filename", required=True, help="a YAML file with a BackstageBridge ('-' for stdin)")
     render.add_argument("--argocd-url", help="the Argo CD URL to assume when the bridge does not give one")
 
+    preview = commands.add_parser(
+        "preview", help="for one Application: which routes match each event, and the exact bodies sent"
+    )
+    preview.add_argument("--bridge", required=True, help="a YAML file with a BackstageBridge ('-' for stdin)")
+    preview.add_argument("--app", required=True, help="a YAML file with an Argo CD Application")
+    preview.add_argument("--event", action="append", default=[], help="only this event (repeatable)")
+    preview.add_argument("--argocd-url", help="the Argo CD URL to assume when the bridge does not give one")
+
     demo = commands.add_parser(
         "demo", help="install the CRD, apply a sample bridge, show its result, and keep the operator running"
     )
@@ -141,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rotate_token_command(args.namespace, args.bridge)
     if args.command == "render":
         return render_command(args.filename, args.argocd_url)
+    if args.command == "preview":
+        from argobridge.preview import preview_command
+
+        return preview_command(args.bridge, args.app, args.event, args.argocd_url)
     if args.command == "run":
         return run_command(args.namespace, args.liveness or None, args.leader_election, args.debug)
     if args.command == "demo":

@@ -17,7 +17,7 @@ import pytest
 from argobridge.core.backstage_contract import create_request_problems, js_length
 from argobridge.core.events import CATALOG
 from argobridge.core.render import render_notifications_config
-from argobridge.core.spec import EventName, parse_bridge_spec
+from argobridge.core.spec import DEFAULT_SEVERITIES, DEFAULT_TOPICS, EventName, parse_bridge_spec
 from argobridge.devcluster.argocd_engine import EngineError, OfflineEngine
 
 ARGOCD_URL = "https://argocd.example.com"
@@ -88,13 +88,27 @@ CORPUS: dict[str, dict[str, Any]] = {
     "one-good-ref-among-bad": app(ref="shop, Component:Shop ,group:x/y/z"),
     "no-annotation": app(ref=None),
     "empty-annotation": app(ref=""),
+    "just-created": app(phase=None, health="Missing", health_changed=ago(minutes=60)),
+    "being-deleted": app(),
+    "sync-unknown": app(phase=None),
+    "sync-unknown-long-ago": app(phase=None),
+    "health-missing": app(phase=None, health="Missing"),
 }
+CORPUS["just-created"]["metadata"]["creationTimestamp"] = ago(minutes=1)
+CORPUS["being-deleted"]["metadata"]["deletionTimestamp"] = ago(minutes=1)
+CORPUS["being-deleted"]["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+for case, when in (("sync-unknown", ago(minutes=1)), ("sync-unknown-long-ago", ago(minutes=60))):
+    CORPUS[case]["status"]["sync"]["status"] = "Unknown"
+    CORPUS[case]["status"]["conditions"] = [
+        {"type": "ComparisonError", "message": 'rpc error: "repo" unreachable\n{{ x }}', "lastTransitionTime": when}
+    ]
+
+
+ALL_EVENTS = {"backstage": {"url": "https://backstage.example.com"}, "events": [{"event": e.value} for e in EventName]}
 
 
 def config(argocd_url: str | None = ARGOCD_URL) -> dict[str, str]:
-    rendered = render_notifications_config(
-        parse_bridge_spec({"backstage": {"url": "https://backstage.example.com"}}), argocd_url
-    )
+    rendered = render_notifications_config(parse_bridge_spec(ALL_EVENTS), argocd_url)
     data = dict(rendered.owned)
     if rendered.context:
         data["context"] = "".join(f"{key}: {value}\n" for key, value in rendered.context.items())
@@ -128,7 +142,7 @@ FIRES = {
     "very-long": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
     "several-refs": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
     "never-synced": set(),
-    "running": set(),
+    "running": {EventName.SYNC_RUNNING},
     "no-status-at-all": set(),
     "old-sync-when-enabled": set(),
     "old-degradation": set(),
@@ -140,6 +154,11 @@ FIRES = {
     "one-good-ref-among-bad": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
     "no-annotation": set(),
     "empty-annotation": set(),
+    "just-created": {EventName.CREATED},  # Missing for an hour: health news is old, creation is not
+    "being-deleted": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.DELETED},
+    "sync-unknown": {EventName.SYNC_STATUS_UNKNOWN},
+    "sync-unknown-long-ago": set(),
+    "health-missing": {EventName.HEALTH_MISSING},
 }
 
 
@@ -148,8 +167,8 @@ FIRES = {
 def test_every_body_is_valid_json_backstage_accepts(engine, event, case):
     body = sent_body(engine, event, CORPUS[case])
     payload = body["payload"]
-    assert payload["severity"] in {"high", "low"}
-    assert payload["topic"].startswith("argocd.")
+    assert payload["severity"] == DEFAULT_SEVERITIES[event].value
+    assert payload["topic"] == DEFAULT_TOPICS[event]
     assert js_length(payload["title"]) <= 255 and js_length(payload["scope"]) <= 255
     assert "<no value>" not in json.dumps(body)
 

@@ -235,7 +235,7 @@ def reconciled(chart_install: ChartInstall) -> dict[str, Any]:
     app = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": {"name": "shop", "annotations": {"backstage.io/kubernetes-id": "shop"}},
+        "metadata": {"name": "shop", "annotations": {"backstage.io/entity-ref": "component:default/shop"}},
         "spec": {"project": "default", "destination": {"namespace": "shop"}, "source": {"repoURL": "https://git"}},
     }
     custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications", app)
@@ -353,3 +353,23 @@ def test_metrics_endpoint_reports_the_reconcile(chart_install: ChartInstall, rec
 def test_the_leader_holds_the_lease(chart_install: ChartInstall, reconciled: dict[str, Any]) -> None:
     lease = client.CoordinationV1Api(chart_install.admin).read_namespaced_lease("argobridge", RELEASE_NAMESPACE)
     assert lease.spec.holder_identity == "argobridge-7d9f8c6b5-x2k4p"
+
+
+def test_annotations_mode_without_the_grant_says_which_value_grants_it(
+    chart_install: ChartInstall, reconciled: dict[str, Any]
+) -> None:
+    """Last in this module: it switches the shared bridge to Annotations mode."""
+    custom = client.CustomObjectsApi(chart_install.admin)
+    patch = {"spec": {"subscriptions": {"mode": "Annotations"}}}
+    custom.patch_namespaced_custom_object(GROUP, VERSION, ARGOCD_NAMESPACE, PLURAL, "backstage", patch)
+    core = client.CoreV1Api(chart_install.admin)
+
+    def warning() -> str | None:
+        events = core.list_namespaced_event(ARGOCD_NAMESPACE).items
+        found = [e.message for e in events if e.reason == "AnnotationsForbidden"]
+        return found[0] if found else None
+
+    message = wait_for(warning, what="an AnnotationsForbidden Event on the bridge")
+    assert "--set rbac.applicationAnnotations=true" in message
+    app = custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", ARGOCD_NAMESPACE, "applications", "shop")
+    assert not any(key.startswith("notifications.argoproj.io") for key in app["metadata"].get("annotations", {}))

@@ -34,7 +34,14 @@ class Rig:
         self.apps = client.CustomObjectsApi()
         self.core = client.CoreV1Api()
 
-    def create_app(self, name: str, ref: str | None = "component:default/shop", subscribe: bool = True) -> None:
+    def create_app(
+        self,
+        name: str,
+        ref: str | None = "component:default/shop",
+        subscribe: bool = True,
+        project: str = "default",
+        destination_namespace: str = "shop",
+    ) -> None:
         annotations = {}
         if ref is not None:
             annotations["backstage.io/entity-ref"] = ref
@@ -46,12 +53,26 @@ class Rig:
             "kind": "Application",
             "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations},
             "spec": {
-                "project": "default",
+                "project": project,
                 "source": {"repoURL": "https://git.example.com/shop.git", "path": "deploy", "targetRevision": "HEAD"},
-                "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": destination_namespace},
             },
         }
         self.apps.create_namespaced_custom_object("argoproj.io", "v1alpha1", self.namespace, "applications", body)
+
+    def create_project(self, name: str) -> None:
+        """An AppProject, as Argo CD would hold it for the apps that name it."""
+        body = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
+        }
+        self.apps.create_namespaced_custom_object("argoproj.io", "v1alpha1", self.namespace, "appprojects", body)
+
+    def patch_bridge(self, spec: dict[str, Any]) -> None:
+        """A change to the bridge's spec, as `kubectl apply` of an edited file would make it (merge patch)."""
+        self.apps.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, "backstage", {"spec": spec})
 
     def set_status(
         self, name: str, phase: str | None, health: str, message: str = "", started: str = "", revision: str = "a1b2c3d"

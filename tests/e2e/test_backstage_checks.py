@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -19,7 +20,7 @@ from kubernetes import client
 from argobridge.backstage_client import probe_create_endpoint, tls_verify
 from argobridge.core.probe import probe_condition
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.backstage import CATALOG_ONLY_TOKEN
+from argobridge.devcluster.backstage import CATALOG_ONLY_TOKEN, BackstageServer
 from argobridge.devcluster.controlplane import free_port
 from argobridge.kube import secrets
 from argobridge.kube.errors import KubeError
@@ -109,10 +110,19 @@ def test_bridge_reports_a_token_backstage_rejects_or_restricts(rig: Rig):
     assert "403" in limited["message"] and "plugin notifications" in limited["message"]
 
 
-def test_bridge_reports_a_stopped_backstage_as_unreachable(rig: Rig):
-    namespace = new_bridge(rig, {"url": f"http://127.0.0.1:{free_port()}"})
-    message = condition(reachable(rig, namespace, "Unreachable"), "BackstageReachable")["message"]
-    assert "cannot connect" in message and "spec.backstage.url" in message
+def test_bridge_sees_its_backstage_stop(rig: Rig):
+    token = "stop-test-token-0123456789abcdef"
+    server = BackstageServer(token=token).start()
+    try:
+        namespace = new_bridge(rig, {"url": server.url}, token=token)
+        reachable(rig, namespace, "TokenAccepted")
+        server.stop()
+        message = condition(reachable(rig, namespace, "Unreachable"), "BackstageReachable")["message"]
+        assert "cannot connect" in message and "spec.backstage.url" in message
+    finally:
+        server.stop()
+        if server.database:
+            shutil.rmtree(server.database, ignore_errors=True)
 
 
 def test_tls_errors_are_named_and_a_ca_bundle_or_skip_verify_fixes_them(rig: Rig, tls: TlsTerminator):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from argobridge.core.spec import EventName
 
@@ -48,9 +49,43 @@ def _health_changed_recently(minutes: int) -> str:
     return f"app.status.health.lastTransitionTime != nil and {_within('app.status.health.lastTransitionTime', minutes)}"
 
 
+class MessageSource(StrEnum):
+    """What `{message}` reads for an event: what Argo CD said about the thing that happened."""
+
+    OPERATION = "operation"  # status.operationState.message
+    HEALTH = "health"  # status.health.message
+    CONDITIONS = "conditions"  # the first message of status.conditions (ComparisonError and the like)
+    NONE = "none"
+
+
+def _timestamp_recent(path: str) -> Callable[[int], str]:
+    return lambda minutes: f"{path} != nil and {_within(path, minutes)}"
+
+
+def _health_recent(minutes: int) -> str:
+    # Without a transition time (older Argo CD) there is no way to tell, so the event is let through.
+    return (
+        f"((app.status.health.lastTransitionTime ?? '') == ''"
+        f" or {_within('app.status.health.lastTransitionTime', minutes)})"
+    )
+
+
+def _conditions_recent(minutes: int) -> str:
+    # Argo CD reports why sync status is Unknown as a condition (ComparisonError, ...) with a time; an
+    # app without any condition is let through, there is nothing to tell the age by.
+    return (
+        "(len(app.status?.conditions ?? []) == 0 or any(app.status.conditions,"
+        f" {{ .lastTransitionTime == nil or {_within('.lastTransitionTime', minutes)} }}))"
+    )
+
+
 @dataclass(frozen=True)
 class EventDefinition:
-    """How one event is detected by the engine and described to a person."""
+    """How one event is detected by the engine and described to a person.
+
+    `title` and `description` are the default texts in placeholder syntax (`{app}`, `{message}`, ...);
+    a bridge may replace them per event and per route.
+    """
 
     name: EventName
     trigger: str
@@ -58,8 +93,10 @@ class EventDefinition:
     condition: str
     once_per: str | None
     label: str
-    description: str  # a Go template fragment evaluated with $name, $project, $revision, $message, $health
+    title: str
+    description: str
     recency: Callable[[int], str]  # the event happened within N minutes: enabling ArgoBridge is quiet
+    message: MessageSource = MessageSource.OPERATION
 
 
 CATALOG: Mapping[EventName, EventDefinition] = {
@@ -71,7 +108,8 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         once_per=_ONCE_PER_OPERATION,
         label="sync succeeded",
         recency=_operation_recent,
-        description='printf "Application %s (project %s) was synced to revision %s." $name $project $revision',
+        title="{app}: sync succeeded",
+        description="Application {app} (project {project}) was synced to revision {revision}.",
     ),
     EventName.SYNC_FAILED: EventDefinition(
         name=EventName.SYNC_FAILED,
@@ -81,7 +119,8 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         once_per=_ONCE_PER_OPERATION,
         label="sync failed",
         recency=_operation_recent,
-        description='printf "Sync of application %s (project %s) failed: %s" $name $project $message',
+        title="{app}: sync failed",
+        description="Sync of application {app} (project {project}) failed: {message}",
     ),
     EventName.HEALTH_DEGRADED: EventDefinition(
         name=EventName.HEALTH_DEGRADED,
@@ -91,12 +130,10 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         # No oncePer: each new transition into Degraded is news, a long degradation is not.
         once_per=None,
         label="health degraded",
-        # Without a transition time (older Argo CD) there is no way to tell, so the event is let through.
-        recency=lambda minutes: (
-            f"((app.status.health.lastTransitionTime ?? '') == ''"
-            f" or {_within('app.status.health.lastTransitionTime', minutes)})"
-        ),
-        description='printf "Application %s (project %s) is Degraded. %s" $name $project $healthMessage',
+        recency=_health_recent,
+        title="{app}: health degraded",
+        description="Application {app} (project {project}) is Degraded. {message}",
+        message=MessageSource.HEALTH,
     ),
     EventName.DEPLOYED: EventDefinition(
         name=EventName.DEPLOYED,
@@ -110,8 +147,68 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         label="deployed",
         # Healthy can come well after the sync finished (a slow rollout): either being recent counts.
         recency=lambda minutes: f"({_operation_recent(minutes)} or {_health_changed_recently(minutes)})",
-        description=(
-            'printf "Application %s (project %s) is running revision %s and is Healthy." $name $project $revision'
-        ),
+        title="{app}: deployed",
+        description="Application {app} (project {project}) is running revision {revision} and is Healthy.",
+    ),
+    EventName.SYNC_RUNNING: EventDefinition(
+        name=EventName.SYNC_RUNNING,
+        trigger="on-sync-running-backstage",
+        template="app-sync-running-backstage",
+        condition=f"{_OPERATION} and app.status.operationState.phase in ['Running']",
+        once_per=_ONCE_PER_OPERATION,
+        label="sync running",
+        # A running operation has no finishedAt yet: its start is what must be recent.
+        recency=_timestamp_recent("app.status.operationState.startedAt"),
+        title="{app}: sync running",
+        description="Application {app} (project {project}) is being synced to revision {revision}.",
+    ),
+    EventName.SYNC_STATUS_UNKNOWN: EventDefinition(
+        name=EventName.SYNC_STATUS_UNKNOWN,
+        trigger="on-sync-status-unknown-backstage",
+        template="app-sync-status-unknown-backstage",
+        condition="app.status?.sync?.status == 'Unknown'",
+        once_per=None,  # like Degraded: each transition into Unknown
+        label="sync status unknown",
+        recency=_conditions_recent,
+        title="{app}: sync status unknown",
+        description="Argo CD cannot tell whether application {app} (project {project}) is in sync. {message}",
+        message=MessageSource.CONDITIONS,
+    ),
+    EventName.HEALTH_MISSING: EventDefinition(
+        name=EventName.HEALTH_MISSING,
+        trigger="on-health-missing-backstage",
+        template="app-health-missing-backstage",
+        condition="app.status?.health?.status == 'Missing'",
+        once_per=None,
+        label="health missing",
+        recency=_health_recent,
+        title="{app}: health missing",
+        description="Resources of application {app} (project {project}) are missing. {message}",
+        message=MessageSource.HEALTH,
+    ),
+    EventName.CREATED: EventDefinition(
+        name=EventName.CREATED,
+        trigger="on-created-backstage",
+        template="app-created-backstage",
+        condition="app.metadata.creationTimestamp != nil",
+        once_per="app.metadata.name",  # as Argo CD's catalog: a recreated app is a new object, new state
+        label="created",
+        recency=_timestamp_recent("app.metadata.creationTimestamp"),
+        title="{app}: created",
+        description="Application {app} was created in project {project}.",
+        message=MessageSource.NONE,
+    ),
+    EventName.DELETED: EventDefinition(
+        name=EventName.DELETED,
+        trigger="on-deleted-backstage",
+        template="app-deleted-backstage",
+        # Seen only while a finalizer (Argo CD's resources-finalizer) holds the app back from deletion.
+        condition="app.metadata.deletionTimestamp != nil",
+        once_per="app.metadata.deletionTimestamp",
+        label="deleted",
+        recency=_timestamp_recent("app.metadata.deletionTimestamp"),
+        title="{app}: deleted",
+        description="Application {app} (project {project}) is being deleted.",
+        message=MessageSource.NONE,
     ),
 }

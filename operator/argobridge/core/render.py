@@ -7,7 +7,6 @@ serialiser and every Go template from one reviewed file, never by string pasting
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -16,11 +15,18 @@ import jinja2
 import yaml
 
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
-from argobridge.core.spec import BridgeSpec, EventSpec, SubscriptionMode
+from argobridge.core.literals import quoted
+from argobridge.core.placeholders import Placeholder, go_text_expression, parse_placeholders
+from argobridge.core.routeplan import Delivery, plan_deliveries
+from argobridge.core.routes import Route
+from argobridge.core.spec import BridgeSpec, EventSpec, SpecError, SubscriptionMode
 
 CONTEXT_KEY = "context"
 SUBSCRIPTIONS_KEY = "subscriptions"
 ARGOCD_URL_CONTEXT = "argocdUrl"
+# A ConfigMap holds at most 1 MiB, shared with every other key of argocd-notifications-cm; ArgoBridge
+# keeps its own share to half of it, and refuses a spec that needs more rather than fail at apply.
+MAX_OWNED_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,8 @@ def to_yaml(value: Any) -> str:
 
 
 def go_string(value: str) -> str:
-    """A Go template string literal: JSON's escaping is a subset of Go's, ASCII-only to be safe."""
-    return json.dumps(value, ensure_ascii=True)
+    """A Go template string literal (see `argobridge.core.literals`)."""
+    return quoted(value)
 
 
 @cache
@@ -73,24 +79,52 @@ def _jinja() -> jinja2.Environment:
         comment_end_string="#}",
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,
     )
     env.filters["gostr"] = go_string
     return env
 
 
-def render_webhook_body(definition: EventDefinition, event: EventSpec) -> str:
-    """The Go template that builds the JSON body Backstage receives for one event."""
+def default_delivery(definition: EventDefinition, event: EventSpec) -> Delivery:
+    """The owners' notification when no route decides otherwise."""
+    return plan_deliveries(event, (), definition.template)[-1]
+
+
+def event_texts(definition: EventDefinition, event: EventSpec, route: Route | None) -> tuple[str, str]:
+    """Title and description in placeholder syntax: the route's, else the event's, else the catalog's."""
+    title = (route.title if route else None) or event.title or definition.title
+    description = (route.description if route else None) or event.description or definition.description
+    return title, description
+
+
+def render_webhook_body(
+    definition: EventDefinition, event: EventSpec, delivery: Delivery | None = None, route: Route | None = None
+) -> str:
+    """The Go template that builds the JSON body Backstage receives for one event (and route)."""
+    delivery = delivery or default_delivery(definition, event)
+    title, description = event_texts(definition, event, route)
     return (
         _jinja()
         .get_template("webhook-body.gotmpl.j2")
         .render(
             entity_ref_annotation=ENTITY_REF_ANNOTATION,
             event=definition.name.value,
-            label=definition.label,
-            description=definition.description,
-            severity=event.severity.value,
-            topic=event.topic,
+            title=go_text_expression(title),
+            description=go_text_expression(description),
+            severity=delivery.severity.value,
+            topic=delivery.topic,
+            icon=event.icon,
+            message=definition.message.value,
+            broadcast=delivery.broadcast,
+            recipients=delivery.recipients,
+            uses={
+                part.name
+                for text in (title, description)
+                for part in parse_placeholders(text)
+                if isinstance(part, Placeholder)
+            },
         )
     )
 
@@ -109,31 +143,61 @@ def render_service(spec: BridgeSpec) -> str:
     return to_yaml(service)
 
 
-def render_template(spec: BridgeSpec, definition: EventDefinition, event: EventSpec) -> str:
+def render_template(
+    spec: BridgeSpec,
+    definition: EventDefinition,
+    event: EventSpec,
+    delivery: Delivery | None = None,
+    route: Route | None = None,
+) -> str:
     """A notification template whose webhook block is keyed by our service name (else the engine GETs)."""
-    body = render_webhook_body(definition, event)
+    body = render_webhook_body(definition, event, delivery, route)
     return to_yaml({"webhook": {spec.service_name: {"method": "POST", "body": body}}})
 
 
-def render_trigger(definition: EventDefinition, window_minutes: int) -> str:
-    """A trigger guarded by the entity ref, and by recency so that subscribing old apps sends nothing."""
-    condition: dict[str, Any] = {
-        "description": f"Backstage: application {definition.label}",
-        "when": f"{HAS_ENTITY_REF} and {definition.condition} and {definition.recency(window_minutes)}",
-        "send": [definition.template],
-    }
-    if definition.once_per:
-        condition["oncePer"] = definition.once_per
-    return to_yaml([condition])
+def render_trigger(definition: EventDefinition, window_minutes: int, deliveries: tuple[Delivery, ...]) -> str:
+    """The event's trigger: one condition per delivery, each guarded by recency so subscribing is quiet.
+
+    Deliveries to the owners are also guarded by the entity ref; a route with its own recipients
+    reaches them even for an app that names no owner.
+    """
+    conditions: list[dict[str, Any]] = []
+    for delivery in deliveries:
+        parts = [HAS_ENTITY_REF] if delivery.needs_owner else []
+        parts += [definition.condition, definition.recency(window_minutes)]
+        if delivery.when != "true":
+            parts.append(delivery.when)
+        route = f" (route {delivery.route})" if delivery.route else ""
+        condition: dict[str, Any] = {
+            "description": f"Backstage: application {definition.label}{route}",
+            "when": " and ".join(parts),
+            "send": [delivery.template],
+        }
+        if definition.once_per:
+            condition["oncePer"] = definition.once_per
+        conditions.append(condition)
+    return to_yaml(conditions)
 
 
 def render_notifications_config(spec: BridgeSpec, argocd_url: str | None) -> RenderedConfig:
     """Every key ArgoBridge owns in the notifications ConfigMap, for this spec and Argo CD URL."""
     owned: dict[str, str] = {f"service.webhook.{spec.service_name}": render_service(spec)}
+    routes = {route.name: route for route in spec.routes}
     for event in spec.events:
         definition = CATALOG[event.event]
-        owned[f"template.{definition.template}"] = render_template(spec, definition, event)
-        owned[f"trigger.{definition.trigger}"] = render_trigger(definition, spec.event_window_minutes)
+        deliveries = plan_deliveries(event, spec.routes, definition.template)
+        for delivery in deliveries:
+            route = routes[delivery.route] if delivery.route else None
+            owned[f"template.{delivery.template}"] = render_template(spec, definition, event, delivery, route)
+        owned[f"trigger.{definition.trigger}"] = render_trigger(definition, spec.event_window_minutes, deliveries)
+    size = sum(len(key) + len(value.encode()) for key, value in owned.items())
+    if size > MAX_OWNED_BYTES:
+        raise SpecError(
+            f"spec.routes: the configuration for {len(spec.events)} events and {len(spec.routes)} routes would take"
+            f" {size // 1024} KiB of argocd-notifications-cm, more than the {MAX_OWNED_BYTES // 1024} KiB ArgoBridge"
+            " allows itself (a ConfigMap holds 1 MiB); merge routes that share an action, or limit routes to fewer"
+            " events with match.events"
+        )
     context = {ARGOCD_URL_CONTEXT: argocd_url} if argocd_url else {}
     return RenderedConfig(
         owned=owned,

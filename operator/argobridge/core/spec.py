@@ -10,7 +10,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from argobridge.core.placeholders import PlaceholderError, parse_placeholders
+
+if TYPE_CHECKING:
+    from argobridge.core.routes import Route
 
 GROUP = "argobridge.io"
 VERSION = "v1alpha1"
@@ -71,6 +76,11 @@ class EventName(StrEnum):
     SYNC_FAILED = "SyncFailed"
     HEALTH_DEGRADED = "HealthDegraded"
     DEPLOYED = "Deployed"
+    SYNC_RUNNING = "SyncRunning"
+    SYNC_STATUS_UNKNOWN = "SyncStatusUnknown"
+    HEALTH_MISSING = "HealthMissing"
+    CREATED = "Created"
+    DELETED = "Deleted"
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,9 @@ class EventSpec:
     event: EventName
     severity: Severity
     topic: str
+    title: str | None = None  # placeholder text; None: the catalog's title
+    description: str | None = None
+    icon: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,7 @@ class BridgeSpec:
     mirror: MirrorSpec | None = None
     rotation_interval_seconds: float | None = None
     rotation_grace_seconds: float = DEFAULT_GRACE_SECONDS
+    routes: tuple[Route, ...] = ()
 
     @property
     def webhook_url(self) -> str:
@@ -136,13 +150,26 @@ DEFAULT_SEVERITIES: Mapping[EventName, Severity] = {
     EventName.HEALTH_DEGRADED: Severity.HIGH,
     EventName.DEPLOYED: Severity.LOW,
     EventName.SYNC_SUCCEEDED: Severity.LOW,
+    EventName.SYNC_RUNNING: Severity.LOW,
+    EventName.SYNC_STATUS_UNKNOWN: Severity.NORMAL,
+    EventName.HEALTH_MISSING: Severity.NORMAL,
+    EventName.CREATED: Severity.LOW,
+    EventName.DELETED: Severity.NORMAL,
 }
+
+# Enabled when `spec.events` is not given; the others are opt-in.
+DEFAULT_EVENTS = (EventName.SYNC_FAILED, EventName.HEALTH_DEGRADED, EventName.DEPLOYED, EventName.SYNC_SUCCEEDED)
 
 DEFAULT_TOPICS: Mapping[EventName, str] = {
     EventName.SYNC_SUCCEEDED: "argocd.sync.succeeded",
     EventName.SYNC_FAILED: "argocd.sync.failed",
     EventName.HEALTH_DEGRADED: "argocd.health.degraded",
     EventName.DEPLOYED: "argocd.deployed",
+    EventName.SYNC_RUNNING: "argocd.sync.running",
+    EventName.SYNC_STATUS_UNKNOWN: "argocd.sync.unknown",
+    EventName.HEALTH_MISSING: "argocd.health.missing",
+    EventName.CREATED: "argocd.app.created",
+    EventName.DELETED: "argocd.app.deleted",
 }
 
 
@@ -163,9 +190,21 @@ def _enum(enum: type[StrEnum], value: Any, path: str, default: StrEnum) -> Any:
         raise SpecError(f"{path} is {value!r}; use one of: {allowed}") from None
 
 
+def _text(item: Mapping[str, Any], key: str, path: str) -> str | None:
+    """Optional placeholder text, checked here so a typo is reported before anything is rendered."""
+    value = item.get(key)
+    if value is None:
+        return None
+    try:
+        parse_placeholders(str(value))
+    except PlaceholderError as error:
+        raise SpecError(f"{path}.{key} {error}") from None
+    return str(value)
+
+
 def _events(raw: Any) -> tuple[EventSpec, ...]:
     if raw is None:
-        return tuple(EventSpec(name, DEFAULT_SEVERITIES[name], DEFAULT_TOPICS[name]) for name in DEFAULT_SEVERITIES)
+        return tuple(EventSpec(name, DEFAULT_SEVERITIES[name], DEFAULT_TOPICS[name]) for name in DEFAULT_EVENTS)
     if not isinstance(raw, list):
         raise SpecError("spec.events must be a list of {event, severity, topic}")
     seen: set[EventName] = set()
@@ -182,7 +221,9 @@ def _events(raw: Any) -> tuple[EventSpec, ...]:
         seen.add(name)
         severity = _enum(Severity, item.get("severity"), f"{path}.severity", DEFAULT_SEVERITIES[name])
         topic = item.get("topic") or DEFAULT_TOPICS[name]
-        events.append(EventSpec(name, severity, str(topic)))
+        title, description = _text(item, "title", path), _text(item, "description", path)
+        icon = str(item["icon"]) if item.get("icon") else None
+        events.append(EventSpec(name, severity, str(topic), title, description, icon))
     return tuple(events)
 
 
@@ -280,6 +321,9 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
             " cannot be published to Backstage before Argo CD uses it"
         )
     grace = rotation.get("gracePeriod")
+    events = _events(spec.get("events"))
+    from argobridge.core.routes import parse_routes
+
     return BridgeSpec(
         notifications_path_explicit=backstage.get("notificationsPath") is not None,
         ca_bundle=_ca_bundle(backstage),
@@ -302,7 +346,8 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
             "spec.token.deletionPolicy",
             TokenDeletionPolicy.RETAIN,
         ),
-        events=_events(spec.get("events")),
+        events=events,
+        routes=parse_routes(spec.get("routes"), events),
         subscription_mode=_enum(
             SubscriptionMode, subscriptions.get("mode"), "spec.subscriptions.mode", SubscriptionMode.GLOBAL
         ),

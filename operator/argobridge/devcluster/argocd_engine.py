@@ -78,9 +78,10 @@ class OfflineEngine:
     config: Mapping[str, str]
     secret: Mapping[str, str] = field(default_factory=dict)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="argobridge-engine-")))
+    binary: Path | None = None  # default: the pinned build, built first if it is not cached
 
     def __post_init__(self) -> None:
-        self.binary = argocd_binary()
+        self.binary = self.binary or argocd_binary()
         cm = {
             "apiVersion": "v1",
             "kind": "ConfigMap",

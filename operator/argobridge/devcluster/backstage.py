@@ -28,9 +28,7 @@ from argobridge.devcluster.gobuild import cache_root
 
 SOURCE = Path(__file__).resolve().parents[3] / "tests" / "e2e" / "backstage"
 INSTALL_FILES = ("package.json", "package-lock.json", ".npmrc")
-# app-config.yaml is not copied into the shared install: each server gets its own copy (`--config`), so
-# servers started from different checkouts at the same time never read each other's configuration.
-RUNTIME_FILES = ("index.js", "catalog")
+RUNTIME_FILES = ("index.js", "app-config.yaml", "catalog")
 
 
 def _log(message: str) -> None:
@@ -114,6 +112,20 @@ def _request(method: str, url: str, token: str | None = None, body: Any = None, 
 CATALOG_ONLY_TOKEN = "catalog-only-test-token-0123456789"
 
 
+def _runtime_dir(installed: Path) -> Path:
+    """A private directory for one backend: its own config and catalog, the shared installed modules.
+
+    The installation is shared by every checkout on the machine; the files a backend reads at start
+    (config, catalog) are per checkout, so copying them into the shared directory would let one
+    checkout's tests run with another's catalog.
+    """
+    runtime = Path(tempfile.mkdtemp(prefix="argobridge-backstage-run-"))
+    (runtime / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
+    for name in INSTALL_FILES:
+        shutil.copy2(installed / name, runtime / name)
+    return runtime
+
+
 @dataclass
 class BackstageServer:
     """One backend process on a free loopback port, accepting `token` (and `previous_token`, when given)
@@ -136,7 +148,7 @@ class BackstageServer:
 
     def start(self, timeout: float = 120.0) -> BackstageServer:
         """Install if needed, start, and wait until the catalog has resolved group membership."""
-        self.workdir = ensure_installed()
+        self.workdir = self.workdir or _runtime_dir(ensure_installed())
         for name in RUNTIME_FILES:
             source, target = SOURCE / name, self.workdir / name
             if source.is_dir():
@@ -157,11 +169,9 @@ class BackstageServer:
             BACKSTAGE_DB_DIR=str(self.database),
             NODE_ENV="production",
         )
-        config = self.database / "app-config.yaml"
-        shutil.copy2(SOURCE / "app-config.yaml", config)
         log = open(self.workdir / f"backend-{self.port}.log", "wb")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
-            ["node", "index.js", "--config", str(config)],
+            ["node", "index.js"],
             cwd=self.workdir,
             env=env,
             stdout=log,

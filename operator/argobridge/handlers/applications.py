@@ -16,6 +16,7 @@ from argobridge.app_store import APPS
 from argobridge.core.appcheck import SUBSCRIBE_PREFIX, AppFacts, annotations_owned_by
 from argobridge.core.configplan import FIELD_MANAGER
 from argobridge.core.events import ENTITY_REF_ANNOTATION
+from argobridge.kube.errors import KubeError
 
 APPLICATIONS = ("argoproj.io", "v1alpha1", "applications")
 
@@ -64,4 +65,10 @@ async def on_application_event(
     index = bridge_settings_by_namespace
     settings = settings_for(app, [item for ns in list(index) for item in index.get(ns, [])])
     if needs_sync(app, settings):
-        await asyncio.to_thread(sync_app_annotations, app, settings, time.monotonic())
+        try:
+            await asyncio.to_thread(sync_app_annotations, app, settings, time.monotonic())
+        except KubeError as error:
+            if error.status != 403:
+                raise
+            # RBAC refuses it: the bridge's reconcile posts one Warning with the setting that grants it,
+            # rather than a traceback here for every Application event.

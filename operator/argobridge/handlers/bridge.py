@@ -17,6 +17,7 @@ from argobridge.core.appcheck import AppFacts
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
 from argobridge.kube.bridges import get_bridge
+from argobridge.kube.errors import KubeError
 from argobridge.metrics import forget_bridge
 from argobridge.observe import observe_reconcile
 from argobridge.reconcile import reconcile_bridge, remove_bridge
@@ -84,7 +85,29 @@ def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] 
         settings = bridge_settings(body)
         if settings is not None:
             in_scope_apps = [app for app in apps if settings_for(app, [settings]) is settings]
-            sync_all(in_scope_apps, [settings], time.monotonic())
+            try:
+                sync_all(in_scope_apps, [settings], time.monotonic())
+            except KubeError as error:
+                if error.status != 403:
+                    raise
+                _warn_annotations_forbidden(body, (namespace, name), str(error))
+            else:
+                _forbidden_warned.discard((namespace, name))
+
+
+_forbidden_warned: set[tuple[str, str]] = set()
+
+
+def _warn_annotations_forbidden(body: Any, key: tuple[str, str], error: str) -> None:
+    """RBAC refuses the Annotations mode's writes: say which setting grants them, once until it works."""
+    if key in _forbidden_warned:
+        return
+    _forbidden_warned.add(key)
+    message = (
+        f"subscriptions.mode Annotations needs permission to patch Applications, which this install lacks"
+        f" ({error}). Install the chart with --set rbac.applicationAnnotations=true, or use mode Global"
+    )
+    kopf.event(body, type="Warning", reason="AnnotationsForbidden", message=message)
 
 
 @kopf.index(*RESOURCE, **SHARD)

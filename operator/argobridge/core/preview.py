@@ -1,0 +1,177 @@
+"""What a bridge would do with one Application: which routes match each event, and the body sent.
+
+Pure. `argobridge preview` prints this and, when the `argocd` binary is at hand, puts the engine's own
+answer beside it; the contract tests hold the two to agreement, so the reading here is trustworthy
+when the binary is not installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from argobridge.core.backstage_contract import MAX_TITLE, js_length
+from argobridge.core.entityref import parse_entity_refs
+from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, EventDefinition, MessageSource
+from argobridge.core.placeholders import fill_placeholders
+from argobridge.core.render import event_texts
+from argobridge.core.routeplan import deciding_route, match_holds, plan_deliveries
+from argobridge.core.routes import Route
+from argobridge.core.spec import BridgeSpec, EventName, EventSpec
+
+
+@dataclass(frozen=True)
+class EventPreview:
+    """One enabled event for one Application."""
+
+    event: EventName
+    trigger: str
+    matching_routes: tuple[str, ...]  # every route whose match holds, in order
+    deciding_route: str | None  # the first of them, which decides; None: the owners' default
+    dropped: bool
+    template: str | None  # what the trigger's condition sends; None when dropped
+    body: dict[str, Any] | None  # None when dropped, or when there is nobody to send it to
+    note: str = ""
+
+
+def _dig(document: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(document, Mapping):
+            return None
+        document = document.get(key)
+    return document
+
+
+def _text(document: Any, *path: str) -> str:
+    value = _dig(document, *path)
+    return "" if value is None else str(value)
+
+
+def _message(app: Mapping[str, Any], source: MessageSource) -> str:
+    if source is MessageSource.OPERATION:
+        return _text(app, "status", "operationState", "message")
+    if source is MessageSource.HEALTH:
+        return _text(app, "status", "health", "message")
+    if source is MessageSource.CONDITIONS:
+        for item in _dig(app, "status", "conditions") or []:
+            if isinstance(item, Mapping) and item.get("message"):
+                return str(item["message"])
+    return ""
+
+
+def placeholder_values(app: Mapping[str, Any], definition: EventDefinition) -> dict[str, str]:
+    """The values the engine's template reads for each placeholder."""
+    revisions = (
+        _text(app, "status", "operationState", "syncResult", "revision"),
+        _text(app, "status", "operationState", "operation", "sync", "revision"),
+        _text(app, "status", "sync", "revision"),
+    )
+    return {
+        "app": _text(app, "metadata", "name"),
+        "namespace": _text(app, "metadata", "namespace"),
+        "project": _text(app, "spec", "project") or "default",
+        "revision": next((value for value in revisions if value), ""),
+        "message": _message(app, definition.message),
+        "health": _text(app, "status", "health", "status"),
+        "phase": _text(app, "status", "operationState", "phase"),
+    }
+
+
+def cut_title(title: str) -> str:
+    """Backstage's 255-character limit, counted in UTF-16 units, cut by characters as the template does."""
+    if len(title) <= MAX_TITLE and js_length(title) <= MAX_TITLE:
+        return title
+    kept, units = [], 0
+    for char in title:
+        width = js_length(char)
+        if units + width > MAX_TITLE - 1:
+            break
+        kept.append(char)
+        units += width
+    return "".join(kept) + "…"
+
+
+def _scope(namespace: str, name: str, event: EventName) -> str:
+    scope = f"argocd/{namespace}/{name}/{event.value}"
+    raw = scope.encode()
+    if len(raw) > 255:
+        scope = raw[:190].decode(errors="replace") + "~" + hashlib.sha256(raw).hexdigest()
+    return scope
+
+
+def expected_body(
+    definition: EventDefinition,
+    event: EventSpec,
+    route: Route | None,
+    app: Mapping[str, Any],
+    argocd_url: str | None,
+) -> dict[str, Any] | None:
+    """The create request the template builds; None when it would have no recipient."""
+    values = placeholder_values(app, definition)
+    refs = [
+        ref.canonical
+        for ref in parse_entity_refs(_text(app, "metadata", "annotations", ENTITY_REF_ANNOTATION))
+        if ref.canonical
+    ]
+    recipients: dict[str, Any]
+    if route is not None and route.broadcast:
+        recipients = {"type": "broadcast"}
+    else:
+        refs = list(dict.fromkeys([*refs, *(route.recipients if route else ())]))
+        if not refs:
+            return None
+        recipients = {"type": "entity", "entityRef": refs[0] if len(refs) == 1 else refs}
+    title, description = event_texts(definition, event, route)
+    payload: dict[str, Any] = {
+        "title": cut_title(fill_placeholders(title, values)),
+        "description": fill_placeholders(description, values),
+        "severity": ((route.severity if route else None) or event.severity).value,
+        "topic": (route.topic if route else None) or event.topic,
+        "scope": _scope(values["namespace"], values["app"], event.event),
+    }
+    if event.icon:
+        payload["icon"] = event.icon
+    if argocd_url:
+        payload["link"] = f"{argocd_url.rstrip('/')}/applications/{values['namespace']}/{values['app']}"
+    return {"recipients": recipients, "payload": payload}
+
+
+def preview_application(
+    spec: BridgeSpec, app: Mapping[str, Any], argocd_url: str | None, only: Sequence[EventName] = ()
+) -> list[EventPreview]:
+    """For each enabled event (or those asked for): the routes that match and what would be sent."""
+    previews = []
+    for event in spec.events:
+        if only and event.event not in only:
+            continue
+        definition = CATALOG[event.event]
+        matching = tuple(
+            route.name
+            for route in spec.routes
+            if not route.matches or any(m.applies_to(event) and match_holds(m, app) for m in route.matches)
+        )
+        route = deciding_route(event, spec.routes, app)
+        deliveries = {d.route: d for d in plan_deliveries(event, spec.routes, definition.template)}
+        dropped = route is not None and route.drop
+        delivery = None if dropped else deliveries.get(route.name if route else None)
+        body = expected_body(definition, event, route, app, argocd_url) if delivery else None
+        note = ""
+        if dropped:
+            note = f"dropped by route {route.name if route else ''}: nothing is sent"
+        elif body is None:
+            note = "nobody to notify: the Application has no deliverable backstage.io/entity-ref"
+        previews.append(
+            EventPreview(
+                event=event.event,
+                trigger=definition.trigger,
+                matching_routes=matching,
+                deciding_route=route.name if route else None,
+                dropped=dropped,
+                template=delivery.template if delivery else None,
+                body=body,
+                note=note,
+            )
+        )
+    return previews
