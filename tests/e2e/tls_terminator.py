@@ -76,7 +76,11 @@ class TlsTerminator:
         except (ssl.SSLError, OSError):
             raw.close()  # the client refused our certificate: exactly what the probe must report
             return
-        upstream = socket.create_connection(("127.0.0.1", self.backend_port))
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.backend_port))
+        except OSError:
+            client.close()  # Backstage behind it is down
+            return
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
         _pump(client, upstream)
 
