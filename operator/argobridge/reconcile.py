@@ -180,7 +180,12 @@ def _catalog(
         if last and not probe_due(last[0], last[1], key, now, Settings.from_env().resync_seconds):
             answer = last[2]
         else:
-            answer = backstage_client.check_entities(spec.backstage_url, token, refs)
+            try:
+                verify = probing.verify_for(bridge.namespace, spec)
+            except probing.CaBundleMissing as error:
+                answer = CatalogAnswer(unavailable=str(error))
+            else:
+                answer = backstage_client.check_entities(spec.backstage_url, token, refs, verify=verify)
             _catalog_answers[(bridge.namespace, bridge.name)] = (now, key, answer)
     report.conditions.append(entities_condition(refs, answer))
     return answer

@@ -140,6 +140,19 @@ def test_tls_errors_are_named_and_a_ca_bundle_or_skip_verify_fixes_them(rig: Rig
         trusted, {"metadata": {"name": "backstage-ca"}, "stringData": {"ca.crt": tls.cert.read_text()}}
     )
     reachable(rig, trusted, "TokenAccepted")
+    app = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "shop", "annotations": {"backstage.io/entity-ref": "component:default/shop"}},
+        "spec": {"project": "default", "destination": {}, "source": {"repoURL": "https://x"}},
+    }
+    rig.apps.create_namespaced_custom_object("argoproj.io", "v1alpha1", trusted, "applications", app)
+
+    def catalog_checked() -> bool:
+        body = rig.apps.get_namespaced_custom_object(GROUP, VERSION, trusted, PLURAL, "backstage")
+        return condition(body, "EntitiesResolved").get("reason") == "AllFound"
+
+    wait_for(catalog_checked, timeout=60, what="the catalog asked through TLS with the CA bundle")
 
     skipping = new_bridge(rig, {"url": tls.url, "insecureSkipVerify": True}, token=rig.token())
     reachable(rig, skipping, "TokenAccepted")
