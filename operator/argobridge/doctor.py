@@ -221,6 +221,8 @@ def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
             continue
         try:
             engine.trigger(definition.trigger, sample)
+            if f"template.{definition.template}" in data:
+                engine.notify(definition.template, sample)
         except EngineError as error:
             failures.append(f"{definition.trigger}: {str(error)[:300]}")
     if failures:
@@ -231,7 +233,7 @@ def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
                 "a key in argocd-notifications-cm breaks the whole configuration; compare with `argobridge render`",
             )
         ]
-    return [ok("engine", "Argo CD's engine loads the configuration and evaluates every -backstage trigger")]
+    return [ok("engine", "Argo CD's engine loads the configuration, runs every trigger, renders every template")]
 
 
 def check_token(namespace: str, spec: BridgeSpec) -> tuple[list[Finding], str | None]:
