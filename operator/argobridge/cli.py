@@ -50,7 +50,7 @@ def render_command(path: str, argocd_url: str | None) -> int:
     return 0
 
 
-def run_command(namespaces: Sequence[str], liveness: str | None, leader_election: bool) -> int:
+def run_command(namespaces: Sequence[str], liveness: str | None, leader_election: bool, debug: bool = False) -> int:
     """Run the operator until interrupted: every bridge in the cluster, or in the given namespaces.
 
     With leader election, wait for the Lease first; a leader that loses it stops and exits non-zero,
@@ -63,7 +63,7 @@ def run_command(namespaces: Sequence[str], liveness: str | None, leader_election
     from argobridge.operator_main import run_operator
 
     if not leader_election:
-        run_operator(namespaces=namespaces, liveness_endpoint=liveness)
+        run_operator(namespaces=namespaces, liveness_endpoint=liveness, debug=debug)
         return 0
     from argobridge.leader import LeaderElector
 
@@ -77,7 +77,7 @@ def run_command(namespaces: Sequence[str], liveness: str | None, leader_election
     stop = threading.Event()
     elector.keep_renewing(on_lost=stop)
     try:
-        run_operator(namespaces=namespaces, liveness_endpoint=liveness, stop_flag=stop)
+        run_operator(namespaces=namespaces, liveness_endpoint=liveness, stop_flag=stop, debug=debug)
     finally:
         elector.release()
     return 1 if elector.lost.is_set() else 0
@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="reconcile only while holding a Lease (POD_NAMESPACE, ARGOBRIDGE_LEASE_NAME); for replicas > 1",
     )
     run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="kopf health endpoint ('' to disable)")
+    run.add_argument("--debug", action="store_true", help="log at debug level (tokens are never logged)")
 
     render = commands.add_parser("render", help="print the Argo CD configuration a bridge file stands for")
     render.add_argument("-f", "--filename", required=True, help="a YAML file with a BackstageBridge ('-' for stdin)")
@@ -118,7 +119,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("build-tools", help="build (or find cached) the pinned Go binaries")
     commands.add_parser("install-backstage", help="install (or find cached) the Backstage test backend")
 
+    rotate = commands.add_parser("rotate-token", help="rotate a bridge's token now (needs spec.token.mirror)")
+    rotate.add_argument("--bridge", default="backstage", help="the BackstageBridge's name (default backstage)")
+    rotate.add_argument("-n", "--namespace", default="argocd", help="its namespace (default argocd)")
+
+    send = commands.add_parser("send-test", help="send a labelled test notification with the bridge's token")
+    send.add_argument("--bridge", default="backstage", help="the BackstageBridge's name (default backstage)")
+    send.add_argument("-n", "--namespace", default="argocd", help="its namespace (default argocd)")
+    target = send.add_mutually_exclusive_group(required=True)
+    target.add_argument("--entity-ref", help="an entity to notify, e.g. component:default/shop (its owners receive it)")
+    target.add_argument("--broadcast", action="store_true", help="notify every Backstage user")
+
+    doctor = commands.add_parser("doctor", help="check a live installation for every known failure mode")
+    doctor.add_argument("-n", "--namespace", default="argocd", help="the Argo CD namespace (default argocd)")
+    doctor.add_argument("-o", "--output", choices=["text", "json"], default="text")
+
     args, _ = parser.parse_known_args(argv)
+    if args.command == "send-test":
+        from argobridge.send_test import send_test_command
+
+        return send_test_command(args.namespace, args.bridge, None if args.broadcast else args.entity_ref)
+    if args.command == "doctor":
+        from argobridge.doctor import doctor_command
+
+        return doctor_command(args.namespace, args.output)
+    if args.command == "rotate-token":
+        from argobridge.token_command import rotate_token_command
+
+        return rotate_token_command(args.namespace, args.bridge)
     if args.command == "render":
         return render_command(args.filename, args.argocd_url)
     if args.command == "preview":
@@ -126,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return preview_command(args.bridge, args.app, args.event, args.argocd_url)
     if args.command == "run":
-        return run_command(args.namespace, args.liveness or None, args.leader_election)
+        return run_command(args.namespace, args.liveness or None, args.leader_election, args.debug)
     if args.command == "demo":
         from argobridge.demo import run_demo
 

@@ -12,10 +12,10 @@ import kopf
 from argobridge.settings import Settings
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, debug: bool = False) -> None:
     """JSON logs in the deployed operator (one object per line), plain text for people."""
     log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN
-    kopf.configure(log_format=log_format, verbose=False)
+    kopf.configure(log_format=log_format, verbose=False, debug=debug)
     # The API client logs request bodies at DEBUG, which would include Secret data: keep it quiet.
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
@@ -26,11 +26,12 @@ def run_operator(
     liveness_endpoint: str | None = None,
     stop_flag: threading.Event | None = None,
     ready_flag: threading.Event | None = None,
+    debug: bool = False,
 ) -> None:
     """Run every ArgoBridge handler until stopped (SIGINT/SIGTERM, or `stop_flag` when given)."""
     import argobridge.handlers  # noqa: F401 - registers the handlers
 
-    configure_logging(Settings.from_env())
+    configure_logging(Settings.from_env(), debug=debug)
     settings = kopf.OperatorSettings()
     # Serving named namespaces needs no cluster-scoped permission at all; kopf's observation of
     # namespaces and CRDs would need to list both cluster-wide, so it is off in that mode (an

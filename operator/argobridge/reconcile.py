@@ -11,11 +11,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from argobridge import backstage_client, gitops_config
+from argobridge import backstage_client, gitops_config, probing
 from argobridge.core.appcheck import (
     AppFacts,
     CatalogAnswer,
@@ -30,7 +30,7 @@ from argobridge.core.appcheck import (
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
 from argobridge.core.events import CATALOG
-from argobridge.core.probe import entities_condition, probe_condition, probe_due
+from argobridge.core.probe import entities_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
 from argobridge.core.resourceplan import UnsafeContextError
 from argobridge.core.spec import (
@@ -47,6 +47,7 @@ from argobridge.core.token import generate_token, token_problem
 from argobridge.kube import argocd, bridges, configmaps, secrets
 from argobridge.kube.errors import KubeError
 from argobridge.settings import Settings
+from argobridge.token_rotation import TOKEN_MIRRORED, rotate_token
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class BridgeRef:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     created: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> BridgeRef:
@@ -72,6 +74,7 @@ class BridgeRef:
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             created=str(metadata.get("creationTimestamp") or ""),
+            annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
         )
 
 
@@ -105,19 +108,12 @@ def _older_bridge(bridge: BridgeRef) -> str | None:
     return None
 
 
-def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, keep_copy: bool = False) -> str | None:
+def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, restore: bool = False) -> str | None:
     """Make sure Argo CD's Secret holds a usable token; return it (for the probe only) when it does.
 
-    With `keep_copy` (OpenShift GitOps, whose operator deletes that Secret when notifications are turned
-    off) a copy is kept in ArgoBridge's own Secret and restored from there before a new one is made.
+    With `restore` (OpenShift GitOps, whose operator deletes that Secret when notifications are turned
+    off) the copy ArgoBridge keeps is put back before a new token is made.
     """
-    token = _ensure_token_in_secret(bridge, spec, report, keep_copy)
-    if token and keep_copy:
-        gitops_config.keep_token(bridge.namespace, spec, token)
-    return token
-
-
-def _ensure_token_in_secret(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, restore: bool) -> str | None:
     current = secrets.read_secret_key(bridge.namespace, spec.secret_name, spec.token_key)
     where = f"key {spec.token_key} of Secret {spec.secret_name}"
     if current is None and restore and (kept := gitops_config.restore_token(bridge.namespace, spec, report)):
@@ -191,7 +187,12 @@ def _catalog(
         if last and not probe_due(last[0], last[1], key, now, Settings.from_env().resync_seconds):
             answer = last[2]
         else:
-            answer = backstage_client.check_entities(spec.backstage_url, token, refs)
+            try:
+                verify = probing.verify_for(bridge.namespace, spec)
+            except probing.CaBundleMissing as error:
+                answer = CatalogAnswer(unavailable=str(error))
+            else:
+                answer = backstage_client.check_entities(spec.backstage_url, token, refs, verify=verify)
             _catalog_answers[(bridge.namespace, bridge.name)] = (now, key, answer)
     report.conditions.append(entities_condition(refs, answer))
     return answer
@@ -259,22 +260,28 @@ def _apply_config(
     )
 
 
-# Last probe per bridge: (monotonic time, fingerprint of URL and token, resulting condition). Kept in
-# memory, not in status, so that re-probing on schedule writes nothing while the answer is unchanged.
-_probes: dict[tuple[str, str], tuple[float, str, Condition]] = {}
-
-
-def _probe(bridge: BridgeRef, spec: BridgeSpec, token: str) -> Condition:
-    """BackstageReachable, from a fresh probe when due, else from the last one."""
-    key = hashlib.sha256(f"{spec.webhook_url}\n{token}".encode()).hexdigest()[:16]
-    last = _probes.get((bridge.namespace, bridge.name))
-    now = time.monotonic()
-    if last and not probe_due(last[0], last[1], key, now, Settings.from_env().resync_seconds):
-        return last[2]
-    result = backstage_client.probe_create_endpoint(spec.webhook_url, token)
-    condition = probe_condition(result, spec.webhook_url, spec.secret_name, spec.token_key)
-    _probes[(bridge.namespace, bridge.name)] = (now, key, condition)
-    return condition
+def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileReport) -> str:
+    """Mirror and rotate the token (see token_rotation); an API error stops rotation, not configuration."""
+    try:
+        rotated = rotate_token(
+            bridge.namespace,
+            spec,
+            token,
+            bridge.annotations,
+            report,
+            accepts=lambda candidate: probing.accepts(bridge.namespace, spec, candidate),
+            clock=time.time,
+        )
+        # A standing problem is posted once, when the condition changes, not on every resync.
+        mirrored = [c for c in report.conditions if c.type == TOKEN_MIRRORED]
+        if mirrored and not mirrored[-1].status and not _changed(bridge.status, mirrored[-1]):
+            report.notices = [n for n in report.notices if n.reason != mirrored[-1].reason]
+        return rotated
+    except KubeError as error:
+        message = f"Token mirror or rotation failed: {error}; check ArgoBridge's RBAC for that Secret and Deployment"
+        report.conditions.append(Condition(TOKEN_MIRRORED, False, "ApiError", message))
+        report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
+        return token
 
 
 def _changed(status: Mapping[str, Any], condition: Condition) -> bool:
@@ -293,7 +300,7 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
     bridge = BridgeRef.from_body(body)
     report = ReconcileReport()
     try:
-        spec = parse_bridge_spec(bridge.spec)
+        spec = parse_bridge_spec(bridge.spec, bridge.namespace)
         facts = gitops_config.observe_flavor(bridge.namespace, spec.flavor)
         gitops = facts.flavor is Flavor.OPENSHIFT_GITOPS
         report.flavor = facts.flavor.value
@@ -313,12 +320,17 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             report.conditions += held
             if _changed(bridge.status, held[0]):
                 report.notices.append(Notice("Warning", held[0].reason, held[0].message))
-        elif token := _ensure_token(bridge, spec, report, keep_copy=gitops):
+        elif token := _ensure_token(bridge, spec, report, restore=gitops):
+            reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
+            rotated = _rotate(bridge, effective, token, report)
+            if rotated != token:
+                token = rotated
+                reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
             if gitops:
-                _apply_gitops_config(bridge, spec, facts, report, applications, token)
+                gitops_config.keep_token(bridge.namespace, spec, token)
+                _apply_gitops_config(bridge, effective, facts, report, applications, token)
             else:
-                _apply_config(bridge, spec, report, applications, token)
-            reachable = _probe(bridge, spec, token)
+                _apply_config(bridge, effective, report, applications, token)
             report.conditions.append(reachable)
             if _changed(bridge.status, reachable):
                 kind = "Normal" if reachable.status else "Warning"
@@ -370,7 +382,7 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
     previous_url = bridge.status.get("argocdUrl")
     our_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
     try:
-        spec = parse_bridge_spec(bridge.spec)
+        spec = parse_bridge_spec(bridge.spec, bridge.namespace)
     except SpecError:
         spec = None
     rendered = render_notifications_config(spec, None) if spec else RenderedConfig(owned={}, context={})
@@ -392,7 +404,7 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
 def _remove_gitops_bridge(bridge: BridgeRef) -> list[Notice]:
     """Removal on OpenShift GitOps: our entries leave the NotificationsConfiguration, never the ConfigMap."""
     try:
-        spec = parse_bridge_spec(bridge.spec)
+        spec = parse_bridge_spec(bridge.spec, bridge.namespace)
     except SpecError:
         return []  # an unreadable spec never got past detection, so it wrote nothing there
     notices = gitops_config.remove_config(bridge.namespace, spec)

@@ -12,6 +12,9 @@ class Settings:
 
     resync_seconds: float = 300.0
     log_format: str = "json"
+    # Serve only bridges labelled argobridge.io/shard=<shard> (empty: only bridges without that label),
+    # so several operators can share a cluster, e.g. one per test or one per team.
+    shard: str = ""
     metrics_port: int = 8080
 
     @classmethod
@@ -20,5 +23,6 @@ class Settings:
         return cls(
             resync_seconds=float(env.get("ARGOBRIDGE_RESYNC_SECONDS", cls.resync_seconds)),
             log_format=env.get("ARGOBRIDGE_LOG_FORMAT", cls.log_format),
+            shard=env.get("ARGOBRIDGE_SHARD", cls.shard),
             metrics_port=int(env.get("ARGOBRIDGE_METRICS_PORT", cls.metrics_port)),
         )

@@ -23,11 +23,45 @@ class ProbeResult:
     detail: str = ""
 
 
-def probe_condition(result: ProbeResult, url: str, secret: str, key: str) -> Condition:
+LEGACY_NOTIFICATIONS_PATH = "/api/notifications"
+
+
+def should_try_legacy_path(result: ProbeResult, path_explicit: bool) -> bool:
+    """A 404 on the default path may be a backend older than 0.5.0, which serves the root path instead."""
+    return result.status == 404 and not path_explicit
+
+
+def legacy_path_usable(result: ProbeResult) -> bool:
+    """The root path answered like a notifications router (it judged the token), so use it."""
+    return result.status in (400, 401, 403)
+
+
+def probe_backoff(failures: int, base: float, cap: float) -> float:
+    """Seconds until the next probe after `failures` failed ones in a row: doubling, from base, up to cap."""
+    if failures <= 0:
+        return cap
+    return float(min(cap, base * 2 ** min(failures - 1, 20)))
+
+
+def probe_condition(result: ProbeResult, url: str, secret: str, key: str, legacy: bool = False) -> Condition:
     """The BackstageReachable condition for a probe result, with the fix in the message."""
     where = f"key {key} of Secret {secret}"
+    if legacy and result.status == 400:
+        return Condition(
+            BACKSTAGE_REACHABLE,
+            True,
+            "TokenAcceptedLegacyPath",
+            f"{url} accepts the token in {where}; the backend is older than notifications-backend 0.5.0 (404 on"
+            " /api/notifications/notifications), so Argo CD sends to the root path",
+        )
     if result.error == "tls":
-        return Condition(BACKSTAGE_REACHABLE, False, "TLSError", f"TLS handshake with {url} failed: {result.detail}")
+        return Condition(
+            BACKSTAGE_REACHABLE,
+            False,
+            "TLSError",
+            f"TLS handshake with {url} failed: {result.detail}; trust Backstage's CA with spec.backstage.caBundle"
+            " (and argocd-tls-certs-cm for Argo CD)",
+        )
     if result.error == "timeout":
         return Condition(BACKSTAGE_REACHABLE, False, "Timeout", f"{url} did not answer in time")
     if result.error:

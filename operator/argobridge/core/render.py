@@ -131,15 +131,16 @@ def render_webhook_body(
 
 def render_service(spec: BridgeSpec) -> str:
     """The webhook service: Backstage's create endpoint, JSON, and the token read from Argo CD's Secret."""
-    return to_yaml(
-        {
-            "url": spec.webhook_url,
-            "headers": [
-                {"name": "Content-Type", "value": "application/json"},
-                {"name": "Authorization", "value": f"Bearer ${spec.token_key}"},
-            ],
-        }
-    )
+    service: dict[str, Any] = {
+        "url": spec.webhook_url,
+        "headers": [
+            {"name": "Content-Type", "value": "application/json"},
+            {"name": "Authorization", "value": f"Bearer ${spec.token_key}"},
+        ],
+    }
+    if spec.insecure_skip_verify:
+        service["insecureSkipVerify"] = True
+    return to_yaml(service)
 
 
 def render_template(

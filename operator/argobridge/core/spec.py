@@ -29,6 +29,13 @@ DEFAULT_SERVICE_NAME = "backstage"
 NOTIFICATIONS_CONFIGMAP = "argocd-notifications-cm"
 DEFAULT_NOTIFICATIONS_CONFIGURATION = "default-notifications-configuration"
 DEFAULT_EVENT_WINDOW_MINUTES = 10
+DEFAULT_MIRROR_KEY = "current"
+DEFAULT_MIRROR_PREVIOUS_KEY = "previous"
+DEFAULT_GRACE_SECONDS = 600.0
+_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_MIRROR_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # Argo CD reads `$key` from its Secret only when the key matches [\w-]+, and a service name may not
 # contain dots; the CRD schema enforces the same patterns, this re-check guards the offline `render`.
@@ -90,6 +97,25 @@ class EventSpec:
 
 
 @dataclass(frozen=True)
+class MirrorSpec:
+    """Where Backstage reads the token: a Secret with the current and the previous value."""
+
+    namespace: str
+    name: str
+    key: str = DEFAULT_MIRROR_KEY
+    previous_key: str = DEFAULT_MIRROR_PREVIOUS_KEY
+    restart_deployment: str | None = None
+
+
+@dataclass(frozen=True)
+class CaBundleRef:
+    """A PEM CA bundle in a Secret of the bridge's namespace, trusted by the probe."""
+
+    secret_name: str
+    key: str = "ca.crt"
+
+
+@dataclass(frozen=True)
 class BridgeSpec:
     """Everything the operator needs from `spec`, defaults resolved."""
 
@@ -107,6 +133,12 @@ class BridgeSpec:
     application_namespaces: tuple[str, ...] = ()
     event_window_minutes: int = DEFAULT_EVENT_WINDOW_MINUTES
     notifications_configuration: str = DEFAULT_NOTIFICATIONS_CONFIGURATION
+    notifications_path_explicit: bool = False
+    ca_bundle: CaBundleRef | None = None
+    insecure_skip_verify: bool = False
+    mirror: MirrorSpec | None = None
+    rotation_interval_seconds: float | None = None
+    rotation_grace_seconds: float = DEFAULT_GRACE_SECONDS
     routes: tuple[Route, ...] = ()
 
     @property
@@ -197,7 +229,54 @@ def _events(raw: Any) -> tuple[EventSpec, ...]:
     return tuple(events)
 
 
-def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
+def parse_duration(value: Any, path: str) -> float:
+    """Seconds from a duration such as 90s, 10m, 24h or 30d (one unit, whole numbers)."""
+    match = _DURATION.match(str(value))
+    if not match or int(match.group(1)) <= 0:
+        raise SpecError(f"{path} {value!r} is not a duration; write a whole number and a unit: 90s, 10m, 24h or 30d")
+    return float(int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def _mirror(token: Mapping[str, Any], namespace: str) -> MirrorSpec | None:
+    raw = token.get("mirror")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not raw.get("name"):
+        raise SpecError("spec.token.mirror.name is required: the Secret Backstage reads its static tokens from")
+    values = {
+        "namespace": str(raw.get("namespace") or namespace),
+        "name": str(raw["name"]),
+        "key": str(raw.get("key") or DEFAULT_MIRROR_KEY),
+        "previous_key": str(raw.get("previousKey") or DEFAULT_MIRROR_PREVIOUS_KEY),
+    }
+    for field_name in ("namespace", "name"):
+        if not _DNS_NAME.match(values[field_name]):
+            raise SpecError(f"spec.token.mirror.{field_name} {values[field_name]!r} is not a valid Kubernetes name")
+    for field_name in ("key", "previous_key"):
+        if not _MIRROR_KEY.match(values[field_name]):
+            raise SpecError(f"spec.token.mirror key {values[field_name]!r} may hold only letters, digits, -, _ and .")
+    if values["key"] == values["previous_key"]:
+        raise SpecError(
+            "spec.token.mirror.key and previousKey must differ: Backstage needs both values during rotation"
+        )
+    restart = raw.get("restartDeployment")
+    if restart is not None and not _DNS_NAME.match(str(restart)):
+        raise SpecError(f"spec.token.mirror.restartDeployment {restart!r} is not a valid Deployment name")
+    return MirrorSpec(**values, restart_deployment=str(restart) if restart else None)
+
+
+def _ca_bundle(backstage: Mapping[str, Any]) -> CaBundleRef | None:
+    raw = backstage.get("caBundle")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not raw.get("secretName"):
+        raise SpecError(
+            "spec.backstage.caBundle.secretName is required: a Secret in this namespace holding PEM certificates"
+        )
+    return CaBundleRef(secret_name=str(raw["secretName"]), key=str(raw.get("key") or "ca.crt"))
+
+
+def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> BridgeSpec:
     """Turn a raw `spec` into a `BridgeSpec`, or raise `SpecError` naming the field and the fix."""
     backstage = _section(spec, "backstage")
     argocd = _section(spec, "argocd")
@@ -231,10 +310,31 @@ def parse_bridge_spec(spec: Mapping[str, Any]) -> BridgeSpec:
     if selector and (not isinstance(labels, Mapping) or set(selector) - {"matchLabels"}):
         raise SpecError("spec.subscriptions.selector supports matchLabels only, e.g. {matchLabels: {team: a}}")
 
+    rotation = token.get("rotation") or {}
+    if not isinstance(rotation, Mapping):
+        raise SpecError("spec.token.rotation must be an object with interval and gracePeriod")
+    mirror = _mirror(token, namespace)
+    interval = (
+        parse_duration(rotation["interval"], "spec.token.rotation.interval") if rotation.get("interval") else None
+    )
+    if interval is not None and mirror is None:
+        raise SpecError(
+            "spec.token.rotation.interval needs spec.token.mirror: without the Secret Backstage reads, a new token"
+            " cannot be published to Backstage before Argo CD uses it"
+        )
+    grace = rotation.get("gracePeriod")
     events = _events(spec.get("events"))
     from argobridge.core.routes import parse_routes
 
     return BridgeSpec(
+        notifications_path_explicit=backstage.get("notificationsPath") is not None,
+        ca_bundle=_ca_bundle(backstage),
+        insecure_skip_verify=bool(backstage.get("insecureSkipVerify", False)),
+        mirror=mirror,
+        rotation_interval_seconds=interval,
+        rotation_grace_seconds=parse_duration(grace, "spec.token.rotation.gracePeriod")
+        if grace
+        else DEFAULT_GRACE_SECONDS,
         backstage_url=str(url).rstrip("/"),
         notifications_path=path,
         flavor=_enum(Flavor, argocd.get("flavor"), "spec.argocd.flavor", Flavor.AUTO),

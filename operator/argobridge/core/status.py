@@ -39,6 +39,7 @@ class ReconcileReport:
     drift_repaired: bool = False
     applications: dict[str, int] | None = None
     app_problems: list[tuple[Any, str]] = field(default_factory=list)
+    token: dict[str, str] | None = None  # phase, lastRotation, digest: never the token itself
 
 
 def config_hash(data: Mapping[str, str]) -> str:
@@ -66,6 +67,7 @@ def build_status(
             "ownedKeys",
             "driftRepairs",
             "applications",
+            "token",
         }
     }
     status["observedGeneration"] = generation
@@ -76,6 +78,7 @@ def build_status(
         "configHash": report.config_hash,
         "ownedKeys": report.owned_keys,
         "applications": report.applications,
+        "token": report.token,
     }
     status.update({key: value for key, value in learned.items() if value is not None})
     if report.flavor is not None:
@@ -106,6 +109,7 @@ OWN_STATUS_KEYS = frozenset(
         "ownedKeys",
         "driftRepairs",
         "applications",
+        "token",
     }
 )
 

@@ -107,6 +107,11 @@ def _request(method: str, url: str, token: str | None = None, body: Any = None, 
             return error.code, payload.decode(errors="replace")
 
 
+# Accepted by the test backend for the catalog plugin only (app-config.yaml): a token "restricted to
+# another plugin", which the notifications API answers with 403.
+CATALOG_ONLY_TOKEN = "catalog-only-test-token-0123456789"
+
+
 def _runtime_dir(installed: Path) -> Path:
     """A private directory for one backend: its own config and catalog, the shared installed modules.
 
@@ -123,9 +128,11 @@ def _runtime_dir(installed: Path) -> Path:
 
 @dataclass
 class BackstageServer:
-    """One backend process on a free loopback port, accepting `token` as a static external-access token."""
+    """One backend process on a free loopback port, accepting `token` (and `previous_token`, when given)
+    as static external-access tokens for notifications, the way a rotation-ready app-config lists both."""
 
     token: str
+    previous_token: str | None = None
     port: int = field(default_factory=free_port)
     # The address Argo CD and the operator use; another than loopback (a kind cluster's gateway) makes
     # the backend listen on every interface so that pods can reach it.
@@ -157,6 +164,8 @@ class BackstageServer:
             BACKEND_HOST=self.host,
             BACKEND_LISTEN_HOST="127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0",
             BACKSTAGE_TOKEN=self.token,
+            BACKSTAGE_TOKEN_PREVIOUS=self.previous_token or self.token,
+            BACKSTAGE_CATALOG_ONLY_TOKEN=CATALOG_ONLY_TOKEN,
             BACKSTAGE_DB_DIR=str(self.database),
             NODE_ENV="production",
         )
@@ -218,6 +227,13 @@ class BackstageServer:
 
     def stop(self) -> None:
         processes.stop(self.process)
+
+    def restart(self, token: str, previous_token: str | None = None) -> BackstageServer:
+        """Stop and start again with these tokens (Backstage reads static tokens only at start); the
+        database directory is kept, as a restarted production backend keeps its database."""
+        self.stop()
+        self.token, self.previous_token = token, previous_token
+        return self.start()
 
     def __enter__(self) -> BackstageServer:
         return self.start()

@@ -24,6 +24,17 @@ from argobridge.reconcile import reconcile_bridge, remove_bridge
 from argobridge.settings import Settings
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+SHARD_LABEL = f"{GROUP}/shard"
+_SHARD = Settings.from_env().shard
+# Every bridge handler sees only this operator's shard (see Settings.shard).
+SHARD: dict[str, Any] = {"labels": {SHARD_LABEL: _SHARD or kopf.ABSENT}}
+
+
+def in_shard(body: Any) -> bool:
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(SHARD_LABEL, "") == _SHARD)
+
+
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -64,7 +75,7 @@ def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] 
     apps = list(applications)
     with _lock_for((namespace, name)):
         body = get_bridge(namespace, name)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp") or not in_shard(body):
             return
         started = time.monotonic()
         report = reconcile_bridge(body, apps)
@@ -99,7 +110,7 @@ def _warn_annotations_forbidden(body: Any, key: tuple[str, str], error: str) -> 
     kopf.event(body, type="Warning", reason="AnnotationsForbidden", message=message)
 
 
-@kopf.index(*RESOURCE)
+@kopf.index(*RESOURCE, **SHARD)
 def bridge_settings_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> dict[str, BridgeSettings] | None:
     """The subscription settings of each bridge, for the Application handlers (Annotations mode)."""
     if body.get("metadata", {}).get("deletionTimestamp"):
@@ -108,20 +119,20 @@ def bridge_settings_by_namespace(body: kopf.Body, namespace: str, **_: Any) -> d
     return {namespace: settings} if settings else None
 
 
-@kopf.index(*RESOURCE)
+@kopf.index(*RESOURCE, **SHARD)
 def bridges_by_namespace(namespace: str, name: str, **_: Any) -> dict[str, str]:
     """Which bridges live in which namespace, for handlers of Argo CD's objects."""
     return {namespace: name}
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE)
-@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE, **SHARD)
+@kopf.on.update(*RESOURCE, **SHARD)
+@kopf.on.resume(*RESOURCE, **SHARD)
 def on_bridge_changed(namespace: str, name: str, **_: Any) -> None:
     reconcile_named(namespace, name, APPS.all())
 
 
-@kopf.timer(*RESOURCE, interval=Settings.from_env().resync_seconds, initial_delay=5)
+@kopf.timer(*RESOURCE, interval=Settings.from_env().resync_seconds, initial_delay=5, **SHARD)
 def on_resync(namespace: str, name: str, **_: Any) -> None:
     """Periodic safety net: drift is caught at once by the ConfigMap and Secret watches."""
     reconcile_named(namespace, name, APPS.all())
@@ -130,17 +141,19 @@ def on_resync(namespace: str, name: str, **_: Any) -> None:
 _counted: dict[tuple[str, str], int] = {}
 
 
-@kopf.timer(*RESOURCE, interval=2, initial_delay=2)
-async def on_applications_changed(namespace: str, name: str, **_: Any) -> None:
-    """Recount and recheck Applications within seconds of a change, and only after one."""
+@kopf.timer(*RESOURCE, interval=2, initial_delay=2, **SHARD)
+async def on_applications_changed(namespace: str, name: str, status: kopf.Status, **_: Any) -> None:
+    """Recount and recheck Applications within seconds of a change, and only after one; and follow a
+    token rotation closely while Argo CD still sends the old token (the resync is minutes apart)."""
     version = APPS.version
-    if _counted.get((namespace, name)) == version:
+    rotating = (status.get("token") or {}).get("phase") == "Published"
+    if _counted.get((namespace, name)) == version and not rotating:
         return
     await asyncio.to_thread(reconcile_named, namespace, name, APPS.all())
     _counted[(namespace, name)] = version
 
 
-@kopf.on.delete(*RESOURCE)
+@kopf.on.delete(*RESOURCE, **SHARD)
 def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
     mark_deleting(namespace, name)
     with _lock_for((namespace, name)):

@@ -1,0 +1,100 @@
+"""Probe Backstage for a bridge: with its TLS settings, the legacy-path fallback, and backoff.
+
+The last answer is kept in memory per bridge, not in status, so probing on schedule writes nothing
+while the answer is unchanged; a failing Backstage is asked again after 5 s, 10 s, 20 s ... up to the
+resync interval, so a broken endpoint is not hammered by every Application event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, replace
+
+from argobridge import backstage_client
+from argobridge.backstage_client import Verify
+from argobridge.core.conditions import Condition
+from argobridge.core.probe import (
+    BACKSTAGE_REACHABLE,
+    LEGACY_NOTIFICATIONS_PATH,
+    legacy_path_usable,
+    probe_backoff,
+    probe_condition,
+    should_try_legacy_path,
+)
+from argobridge.core.spec import BridgeSpec
+from argobridge.kube import secrets
+from argobridge.settings import Settings
+
+BACKOFF_BASE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Last:
+    due: float
+    key: str
+    condition: Condition
+    failures: int
+    path: str
+
+
+_probes: dict[tuple[str, str], _Last] = {}
+
+
+class CaBundleMissing(Exception):
+    """The CA bundle Secret or key named in spec.backstage.caBundle does not exist."""
+
+
+def verify_for(namespace: str, spec: BridgeSpec) -> Verify:
+    """httpx's `verify` for this bridge: its CA bundle Secret, insecureSkipVerify, or the system CAs."""
+    pem = None
+    if spec.ca_bundle is not None:
+        pem = secrets.read_secret_key(namespace, spec.ca_bundle.secret_name, spec.ca_bundle.key)
+        if pem is None:
+            raise CaBundleMissing(
+                f"spec.backstage.caBundle names key {spec.ca_bundle.key} of Secret {spec.ca_bundle.secret_name},"
+                " which does not exist; create it with Backstage's CA certificate (PEM)"
+            )
+    return backstage_client.tls_verify(pem, spec.insecure_skip_verify)
+
+
+def forget(namespace: str, name: str) -> None:
+    _probes.pop((namespace, name), None)
+
+
+def probe_bridge(namespace: str, name: str, spec: BridgeSpec, token: str) -> tuple[Condition, BridgeSpec]:
+    """BackstageReachable, and the spec with the path that works (the root path on a legacy backend)."""
+    try:
+        verify = verify_for(namespace, spec)
+    except CaBundleMissing as error:
+        return Condition(BACKSTAGE_REACHABLE, False, "CABundleMissing", str(error)), spec
+    fingerprint = f"{spec.webhook_url}\n{spec.notifications_path_explicit}\n{spec.insecure_skip_verify}\n{token}"
+    if spec.ca_bundle is not None:
+        fingerprint += f"\n{verify is not True}\n{spec.ca_bundle}"
+    key = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    last = _probes.get((namespace, name))
+    now = time.monotonic()
+    if last and last.key == key and now < last.due:
+        return last.condition, replace(spec, notifications_path=last.path)
+    result = backstage_client.probe_create_endpoint(spec.webhook_url, token, verify=verify)
+    effective, legacy = spec, False
+    if should_try_legacy_path(result, spec.notifications_path_explicit):
+        fallback = replace(spec, notifications_path=LEGACY_NOTIFICATIONS_PATH)
+        second = backstage_client.probe_create_endpoint(fallback.webhook_url, token, verify=verify)
+        if legacy_path_usable(second):
+            result, effective, legacy = second, fallback, True
+    condition = probe_condition(result, effective.webhook_url, spec.secret_name, spec.token_key, legacy=legacy)
+    resync = Settings.from_env().resync_seconds
+    failures = 0 if condition.status else (last.failures + 1 if last and last.key == key else 1)
+    delay = resync if condition.status else probe_backoff(failures, min(BACKOFF_BASE_SECONDS, resync), resync)
+    _probes[(namespace, name)] = _Last(now + delay, key, condition, failures, effective.notifications_path)
+    return condition, effective
+
+
+def accepts(namespace: str, spec: BridgeSpec, token: str) -> bool:
+    """Whether Backstage accepts `token` right now (a fresh probe, used to confirm a rotation)."""
+    try:
+        verify = verify_for(namespace, spec)
+    except CaBundleMissing:
+        return False
+    return backstage_client.probe_create_endpoint(spec.webhook_url, token, verify=verify).status == 400

@@ -1,0 +1,115 @@
+"""Pure parts of the probe (fallback, backoff), send-test's explanations and doctor's config check."""
+
+from __future__ import annotations
+
+import pytest
+
+from argobridge.core.probe import (
+    ProbeResult,
+    legacy_path_usable,
+    probe_backoff,
+    probe_condition,
+    should_try_legacy_path,
+)
+from argobridge.core.render import render_notifications_config
+from argobridge.core.spec import SpecError, parse_bridge_spec
+from argobridge.doctor import check_config, format_json, format_text, problem
+from argobridge.send_test import explain_answer
+
+
+def test_404_on_the_default_path_tries_the_root_path_but_not_when_the_path_was_given():
+    assert should_try_legacy_path(ProbeResult(status=404), path_explicit=False)
+    assert not should_try_legacy_path(ProbeResult(status=404), path_explicit=True)
+    assert not should_try_legacy_path(ProbeResult(status=401), path_explicit=False)
+    assert all(legacy_path_usable(ProbeResult(status=s)) for s in (400, 401, 403))
+    assert not legacy_path_usable(ProbeResult(status=404))
+
+
+def test_legacy_backend_is_reported_with_the_url_actually_used():
+    condition = probe_condition(ProbeResult(status=400), "https://b/api/notifications", "s", "k", legacy=True)
+    assert condition.status and condition.reason == "TokenAcceptedLegacyPath"
+    assert "https://b/api/notifications" in condition.message and "0.5.0" in condition.message
+
+
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        (ProbeResult(status=400), "TokenAccepted"),
+        (ProbeResult(status=401), "TokenRejected"),
+        (ProbeResult(status=403), "TokenRestricted"),
+        (ProbeResult(status=404), "NotFound"),
+        (ProbeResult(status=500), "HTTP500"),
+        (ProbeResult(error="connect", detail="refused"), "Unreachable"),
+        (ProbeResult(error="tls", detail="self-signed certificate"), "TLSError"),
+        (ProbeResult(error="timeout"), "Timeout"),
+    ],
+)
+def test_every_probe_outcome_has_its_own_reason(result, reason):
+    assert probe_condition(result, "https://b/x", "s", "k").reason == reason
+
+
+def test_probe_backoff_doubles_up_to_the_resync_interval():
+    assert [probe_backoff(n, 5, 300) for n in range(1, 9)] == [5, 10, 20, 40, 80, 160, 300, 300]
+    assert probe_backoff(0, 5, 300) == 300
+    assert probe_backoff(10_000, 5, 300) == 300
+
+
+def test_spec_parses_mirror_rotation_and_tls():
+    spec = parse_bridge_spec(
+        {
+            "backstage": {"url": "https://b", "caBundle": {"secretName": "ca"}, "insecureSkipVerify": True},
+            "token": {
+                "mirror": {"name": "bs-tokens", "restartDeployment": "backstage"},
+                "rotation": {"interval": "30d"},
+            },
+        },
+        "argocd",
+    )
+    assert spec.mirror and spec.mirror.namespace == "argocd" and spec.mirror.key == "current"
+    assert spec.mirror.previous_key == "previous" and spec.mirror.restart_deployment == "backstage"
+    assert spec.rotation_interval_seconds == 30 * 86400 and spec.rotation_grace_seconds == 600
+    assert spec.ca_bundle and spec.ca_bundle.key == "ca.crt" and spec.insecure_skip_verify
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ({"rotation": {"interval": "24h"}}, "needs spec.token.mirror"),
+        ({"mirror": {"name": "x"}, "rotation": {"interval": "1 day"}}, "not a duration"),
+        ({"mirror": {"name": "x", "key": "a", "previousKey": "a"}}, "must differ"),
+        ({"mirror": {}}, "mirror.name is required"),
+    ],
+)
+def test_bad_token_settings_name_the_fix(token, message):
+    with pytest.raises(SpecError, match=message):
+        parse_bridge_spec({"backstage": {"url": "https://b"}, "token": token})
+
+
+def test_send_test_explains_who_received_it_and_an_empty_answer():
+    where = ("argocd-notifications-secret", "backstage-token")
+    got = explain_answer(
+        200, [{"user": "user:default/alice"}, {"user": "user:default/bob"}], "group:default/a", "u", where
+    )
+    assert got.ok and got.lines == ["Delivered to 2 recipient(s): user:default/alice, user:default/bob"]
+    empty = explain_answer(200, [], "component:default/nope", "u", where)
+    assert not empty.ok and "no recipient resolved" in empty.lines[0] and "component:default/nope" in empty.lines[1]
+    rejected = explain_answer(401, {"error": {}}, "component:default/x", "u", where)
+    assert not rejected.ok and "401" in rejected.lines[0]
+
+
+def test_doctor_finds_missing_edited_unparsable_keys_and_missing_url():
+    spec = parse_bridge_spec({"backstage": {"url": "https://b"}})
+    good = dict(render_notifications_config(spec, "https://argocd").owned)
+    good["context"] = "argocdUrl: https://argocd\n"
+    assert all(finding.ok for finding in check_config(spec, good, "https://argocd"))
+    broken = dict(good)
+    service = next(key for key in broken if key.startswith("service."))
+    del broken[service]
+    trigger = next(key for key in broken if key.startswith("trigger."))
+    broken[trigger] = "edited: [by hand"
+    broken["context"] = "{}"
+    failed = [finding for finding in check_config(spec, broken, None) if not finding.ok]
+    assert sorted(finding.check for finding in failed) == ["config", "config", "config-parse", "context"]
+    text = format_text(failed)
+    assert "is not supported" in text and "differ from what ArgoBridge renders" in text and trigger in text
+    assert '"ok": false' in format_json("argocd", [problem("x", "y", "z")])
