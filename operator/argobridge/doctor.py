@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from argobridge.core.appcheck import AppFacts, KnownConfig, configured_names, diagnose_app, in_scope
+from argobridge.core.appcheck import AppFacts, diagnose_app, in_scope, known_config_for
 from argobridge.core.events import CATALOG
 from argobridge.core.probe import LEGACY_NOTIFICATIONS_PATH
 from argobridge.core.render import ARGOCD_URL_CONTEXT, CONTEXT_KEY, render_notifications_config
@@ -27,7 +27,6 @@ from argobridge.core.spec import (
     PLURAL,
     BridgeSpec,
     SpecError,
-    SubscriptionMode,
     parse_bridge_spec,
 )
 from argobridge.core.token import token_problem
@@ -278,15 +277,7 @@ def check_probe(namespace: str, name: str, spec: BridgeSpec, token: str) -> list
 
 def check_applications(namespace: str, spec: BridgeSpec, data: Mapping[str, str]) -> list[Finding]:
     items = custom_objects().list_cluster_custom_object("argoproj.io", "v1alpha1", "applications").get("items") or []
-    triggers, services = configured_names(data)
-    known = KnownConfig(
-        triggers=triggers,
-        services=services,
-        our_service=spec.service_name,
-        our_triggers=frozenset(definition.trigger for definition in CATALOG.values()),
-        global_subscription=spec.subscription_mode is SubscriptionMode.GLOBAL,
-        selector=spec.subscription_selector,
-    )
+    known = known_config_for(spec, data)
     findings, count = [], 0
     for item in items:
         meta = item.get("metadata") or {}

@@ -19,17 +19,15 @@ from argobridge import backstage_client, gitops_config, probing
 from argobridge.core.appcheck import (
     AppFacts,
     CatalogAnswer,
-    KnownConfig,
-    configured_names,
     count_applications,
     diagnose_app,
     in_scope,
+    known_config_for,
     missing_entities,
     refs_to_check,
 )
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
-from argobridge.core.events import CATALOG
 from argobridge.core.probe import entities_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
 from argobridge.core.resourceplan import UnsafeContextError
@@ -38,7 +36,6 @@ from argobridge.core.spec import (
     BridgeSpec,
     Flavor,
     SpecError,
-    SubscriptionMode,
     TokenDeletionPolicy,
     parse_bridge_spec,
 )
@@ -146,15 +143,7 @@ def _check_applications(
     token: str,
 ) -> None:
     """Count the Applications in scope and collect what is wrong with them, for status and Events."""
-    triggers, services = configured_names(config)
-    known = KnownConfig(
-        triggers=triggers,
-        services=services,
-        our_service=spec.service_name,
-        our_triggers=frozenset(definition.trigger for definition in CATALOG.values()),
-        global_subscription=spec.subscription_mode is SubscriptionMode.GLOBAL,
-        selector=spec.subscription_selector,
-    )
+    known = known_config_for(spec, config)
     diagnoses = [
         diagnose_app(app, known)
         for app in applications

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argobridge.core.entityref import EntityRef, parse_entity_refs
-from argobridge.core.events import ENTITY_REF_ANNOTATION
+from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION
+from argobridge.core.spec import BridgeSpec, SubscriptionMode
 
 SUBSCRIBE_PREFIX = "notifications.argoproj.io/subscribe."
 
@@ -202,3 +203,17 @@ def configured_names(data: Mapping[str, str]) -> tuple[frozenset[str], frozenset
             parts = key.split(".")
             services.add(parts[2] if len(parts) >= 3 else parts[1])
     return triggers, frozenset(services)
+
+
+def known_config_for(spec: BridgeSpec, data: Mapping[str, str]) -> KnownConfig:
+    """What an Application's subscriptions are judged against: the effective notifications config and
+    the bridge's own service, triggers and subscription mode."""
+    triggers, services = configured_names(data)
+    return KnownConfig(
+        triggers=triggers,
+        services=services,
+        our_service=spec.service_name,
+        our_triggers=frozenset(definition.trigger for definition in CATALOG.values()),
+        global_subscription=spec.subscription_mode is SubscriptionMode.GLOBAL,
+        selector=spec.subscription_selector,
+    )

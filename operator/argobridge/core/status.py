@@ -54,22 +54,8 @@ def build_status(
     """The complete new status; fields this reconcile did not learn keep their previous values."""
     previous = dict(previous or {})
     conditions = [*report.conditions, summarise_ready(report.conditions)]
-    status: dict[str, Any] = {
-        key: value
-        for key, value in previous.items()
-        if key
-        in {
-            "flavor",
-            "argocdUrl",
-            "configMap",
-            "notificationsConfiguration",
-            "configHash",
-            "ownedKeys",
-            "driftRepairs",
-            "applications",
-            "token",
-        }
-    }
+    kept = OWN_STATUS_KEYS - {"observedGeneration", "conditions"}
+    status: dict[str, Any] = {key: value for key, value in previous.items() if key in kept}
     status["observedGeneration"] = generation
     status["conditions"] = merge_conditions(previous.get("conditions"), conditions, generation, now)
     learned = {

@@ -18,8 +18,8 @@ from argobridge.kube.client import core_v1
 from argobridge.kube.errors import KubeError, is_not_found
 
 
-def read_secret_key(namespace: str, name: str, key: str) -> str | None:
-    """The decoded value of `key`, or None when the Secret or the key does not exist."""
+def _read_secret(namespace: str, name: str) -> dict[str, Any] | None:
+    """The Secret as raw JSON (no client model that could end up in a log), or None when it is absent."""
     try:
         raw = core_v1().read_namespaced_secret(name, namespace, _preload_content=False)
     except ApiException as error:
@@ -27,6 +27,12 @@ def read_secret_key(namespace: str, name: str, key: str) -> str | None:
             return None
         raise KubeError(f"reading Secret {namespace}/{name}", error) from None
     body: dict[str, Any] = json.loads(raw.data)
+    return body
+
+
+def read_secret_key(namespace: str, name: str, key: str) -> str | None:
+    """The decoded value of `key`, or None when the Secret or the key does not exist."""
+    body = _read_secret(namespace, name) or {}
     encoded = (body.get("data") or {}).get(key)
     if encoded is None:
         return None
@@ -58,12 +64,6 @@ def remove_secret_key(namespace: str, name: str, key: str) -> bool:
 
 
 def read_key_written_at(namespace: str, name: str, key: str) -> datetime | None:
-    """When `key` of the Secret was last written (from managedFields), without reading its data."""
-    try:
-        raw = core_v1().read_namespaced_secret(name, namespace, _preload_content=False)
-    except ApiException as error:
-        if is_not_found(error):
-            return None
-        raise KubeError(f"reading Secret {namespace}/{name}", error) from None
-    metadata = json.loads(raw.data).get("metadata") or {}
+    """When `key` of the Secret was last written, from managedFields (the value is not looked at)."""
+    metadata = (_read_secret(namespace, name) or {}).get("metadata") or {}
     return key_written_at(metadata.get("managedFields"), key)
