@@ -15,6 +15,19 @@ from collections import defaultdict
 from argobridge.devcluster.controlplane import free_port
 
 
+def pump(source: socket.socket, target: socket.socket) -> None:
+    """Copy bytes one way until either end closes, then close both ways."""
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
 class ServiceProxy:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -55,20 +68,8 @@ class ServiceProxy:
                 continue
             with self.lock:
                 self.open[target] |= {downstream, upstream}
-            threading.Thread(target=self._pump, args=(downstream, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, downstream), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, target):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
+            threading.Thread(target=pump, args=(downstream, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, downstream), daemon=True).start()
 
     def stop(self) -> None:
         self.closed = True

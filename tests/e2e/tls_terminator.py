@@ -7,7 +7,6 @@ module, OpenSSL underneath) in front of it, as an ingress would, so certificate 
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 import subprocess
@@ -15,6 +14,7 @@ import threading
 from pathlib import Path
 
 from argobridge.devcluster.controlplane import free_port
+from tests.e2e.service_proxy import pump
 
 
 def make_self_signed(directory: Path) -> tuple[Path, Path]:
@@ -30,18 +30,6 @@ def make_self_signed(directory: Path) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
-
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for end in (source, target):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
 
 
 class TlsTerminator:
@@ -81,8 +69,8 @@ class TlsTerminator:
         except OSError:
             client.close()  # Backstage behind it is down
             return
-        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
-        _pump(client, upstream)
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
 
     def stop(self) -> None:
         self.closed = True
