@@ -172,6 +172,32 @@ def test_application_patch_is_granted_only_for_annotations_mode() -> None:
     assert "patch" in application_verbs("--set", "rbac.applicationAnnotations=true")
 
 
+def test_backstage_restart_is_granted_on_that_one_deployment_only() -> None:
+    def deployment_rules(*values: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [
+            (doc["kind"], doc["metadata"].get("namespace", ""), rule)
+            for doc in documents(render_chart(*values))
+            if doc["kind"] in {"Role", "ClusterRole"}
+            for rule in doc["rules"]
+            if "deployments" in rule["resources"]
+        ]
+
+    assert deployment_rules() == []
+    assert deployment_rules("--set", "backstage.namespace=backstage,backstage.restartDeployment=web") == [
+        (
+            "Role",
+            "backstage",
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["web"], "verbs": ["patch"]},
+        )
+    ]
+
+
+def test_namespaced_install_gets_the_mirror_secret_in_backstages_namespace() -> None:
+    docs = documents(render_chart("--set", "watchNamespaces={argocd}", "--set", "backstage.namespace=backstage"))
+    (role,) = [doc for doc in of_kind(docs, "Role") if doc["metadata"]["namespace"] == "backstage"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]}]
+
+
 def test_namespaced_install_grants_nothing_cluster_wide() -> None:
     docs = documents(render_chart("--set", "watchNamespaces={argocd,apps}"))
     assert sorted(role["metadata"]["namespace"] for role in of_kind(docs, "Role")) == ["apps", "argocd"]
@@ -189,8 +215,14 @@ def test_namespaced_install_grants_nothing_cluster_wide() -> None:
         [],
         ["--set", "watchNamespaces={argocd-a,other-team}", "--set", "leaderElection.enabled=true"],
         ["--set", "rbac.applicationAnnotations=true", "--set", "metrics.enabled=false"],
+        [
+            "--set",
+            "watchNamespaces={argocd-a}",
+            "--set",
+            "backstage.namespace=other-team,backstage.restartDeployment=web",
+        ],
     ],
-    ids=["default", "namespaced-leader", "annotations-no-metrics"],
+    ids=["default", "namespaced-leader", "annotations-no-metrics", "backstage-restart"],
 )
 def test_rendered_chart_passes_server_side_dry_run(chart_install: ChartInstall, values: list[str]) -> None:
     api = dynamic.DynamicClient(chart_install.admin)

@@ -65,11 +65,6 @@ exactly these rules and check that a call outside them is refused).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch]
-# spec.token.mirror.restartDeployment: Backstage's Deployment gets a rollout restart (a patch of its pod
-# template) when the tokens change; the mirror Secret itself is covered by the secrets rule above.
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, patch]
 # Events on bridges and Applications that explain a problem and its fix.
 - apiGroups: [""]
   resources: [events]

@@ -23,7 +23,12 @@ def restart_deployment(namespace: str, name: str, now: str) -> None:
     try:
         apps_v1().patch_namespaced_deployment(name, namespace, patch)
     except ApiException as error:
-        raise KubeError(f"restarting Deployment {namespace}/{name}", error) from None
+        action = f"restarting Deployment {namespace}/{name}"
+        if error.status == 403:
+            action += (
+                f" (the chart grants it with --set backstage.namespace={namespace},backstage.restartDeployment={name})"
+            )
+        raise KubeError(action, error) from None
 
 
 def list_deployments(namespace: str) -> list[dict[str, Any]]:
