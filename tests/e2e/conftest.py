@@ -25,6 +25,22 @@ from argobridge.devcluster.controlplane import ControlPlane, free_port
 from tests.conftest import FIGURES, ExternalCluster, wait_for
 
 
+def create_default_project(custom: client.CustomObjectsApi, namespace: str) -> None:
+    """The `default` AppProject Argo CD's controllers expect, allowing every source and destination."""
+    custom.create_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        namespace,
+        "appprojects",
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": "default", "namespace": namespace},
+            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
+        },
+    )
+
+
 class Rig:
     """Everything a live test touches, with helpers that read like the steps a person takes."""
 
@@ -139,18 +155,7 @@ def running_rig(
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     namespace = f"argocd-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": namespace}})
-    custom.create_namespaced_custom_object(
-        "argoproj.io",
-        "v1alpha1",
-        namespace,
-        "appprojects",
-        {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "AppProject",
-            "metadata": {"name": "default", "namespace": namespace},
-            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
-        },
-    )
+    create_default_project(custom, namespace)
     if prepare:
         prepare(namespace)
     port = free_port()

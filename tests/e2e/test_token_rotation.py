@@ -32,7 +32,7 @@ from argobridge.devcluster.backstage import BackstageServer
 from argobridge.devcluster.controlplane import ControlPlane
 from argobridge.kube.deployments import RESTARTED_AT
 from tests.conftest import wait_for
-from tests.e2e.conftest import Rig
+from tests.e2e.conftest import Rig, create_default_project
 from tests.e2e.service_proxy import ServiceProxy
 
 MIRROR = "backstage-tokens"
@@ -210,18 +210,7 @@ def rotation(
     namespace, backstage_ns, shard = f"argocd-rot-{suffix}", f"backstage-{suffix}", f"rotation-{suffix}"
     for name in (namespace, backstage_ns):
         core.create_namespace({"metadata": {"name": name}})
-    custom.create_namespaced_custom_object(
-        "argoproj.io",
-        "v1alpha1",
-        namespace,
-        "appprojects",
-        {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "AppProject",
-            "metadata": {"name": "default", "namespace": namespace},
-            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
-        },
-    )
+    create_default_project(custom, namespace)
     labels = {"app": "backstage"}
     apps.create_namespaced_deployment(
         backstage_ns,
