@@ -35,22 +35,40 @@ class BridgeSettings:
     service: str
     triggers: tuple[str, ...]
     application_namespaces: tuple[str, ...]
+    uid: str = ""
+    # The spec is invalid and no valid one was seen since the operator started: leave the annotations
+    # of its Applications exactly as they are (the running configuration is kept).
+    hold: bool = False
+
+
+# The last valid settings of each bridge (by uid), used while its spec is invalid: an invalid edit must
+# not strip every Application's subscriptions.
+_last_valid: dict[str, BridgeSettings] = {}
 
 
 def bridge_settings(body: Mapping[str, Any]) -> BridgeSettings | None:
+    """The bridge's settings; while its spec is invalid, the last valid ones (or a hold on its apps)."""
     metadata = body.get("metadata") or {}
+    namespace, name, uid = str(metadata.get("namespace")), str(metadata.get("name")), str(metadata.get("uid") or "")
     try:
-        spec = parse_bridge_spec(body.get("spec") or {})
+        spec = parse_bridge_spec(body.get("spec") or {}, namespace)
     except SpecError:
-        return None
-    return BridgeSettings(
-        namespace=str(metadata.get("namespace")),
-        name=str(metadata.get("name")),
+        kept = _last_valid.get(uid)
+        if kept is not None:
+            return kept
+        return BridgeSettings(namespace, name, SubscriptionMode.MANUAL, "", (), (), uid=uid, hold=True)
+    settings = BridgeSettings(
+        namespace=namespace,
+        name=name,
         mode=spec.subscription_mode,
         service=spec.service_name,
         triggers=tuple(CATALOG[event.event].trigger for event in spec.events),
         application_namespaces=spec.application_namespaces,
+        uid=uid,
     )
+    if uid:
+        _last_valid[uid] = settings
+    return settings
 
 
 def settings_for(app: AppFacts, settings: Iterable[BridgeSettings]) -> BridgeSettings | None:
@@ -68,17 +86,33 @@ _applied_at: dict[str, float] = {}
 # The bulk pass skips apps written this recently: its snapshot of them may predate our own write, and
 # the Application's event handler sees any later change as it happens.
 IN_FLIGHT_SECONDS = 30.0
-# Bridges being deleted: their Applications must lose ArgoBridge's annotations, not get them back from
-# an event that still sees the bridge.
-_deleting: set[tuple[str, str]] = set()
+# Bridges being deleted (by uid, so a bridge recreated with the same name is not mistaken for the old
+# one): their Applications must lose ArgoBridge's annotations, not get them back from an event that
+# still sees the bridge.
+_deleting: set[str] = set()
 
 
-def mark_deleting(namespace: str, name: str) -> None:
-    _deleting.add((namespace, name))
+def mark_deleting(uid: str) -> None:
+    _deleting.add(uid)
+
+
+def forget_bridge(uid: str) -> None:
+    """The bridge is gone: drop its deletion mark and its last valid settings."""
+    _deleting.discard(uid)
+    _last_valid.pop(uid, None)
+
+
+def forget_app(uid: str) -> None:
+    """The Application is gone: drop what was remembered of its annotations."""
+    with _lock:
+        _repairs.pop(uid, None)
+        _warned.discard(uid)
+        _applied.pop(uid, None)
+        _applied_at.pop(uid, None)
 
 
 def _is_deleting(settings: BridgeSettings) -> bool:
-    return (settings.namespace, settings.name) in _deleting
+    return settings.uid in _deleting
 
 
 def _desired(app: AppFacts, settings: BridgeSettings | None) -> dict[str, str]:
@@ -87,14 +121,22 @@ def _desired(app: AppFacts, settings: BridgeSettings | None) -> dict[str, str]:
     return desired_annotations(app, settings.service, settings.triggers)
 
 
+def _held(settings: BridgeSettings | None) -> bool:
+    return settings is not None and settings.hold and not _is_deleting(settings)
+
+
 def needs_sync(app: AppFacts, settings: BridgeSettings | None) -> bool:
     """Whether the app's annotations differ from what its bridge asks of ArgoBridge (no I/O)."""
+    if _held(settings):
+        return False
     applied = _applied.get(app.uid, frozenset())
     return plan_annotations(app, _desired(app, settings), app.owned_annotations | applied, applied) is not None
 
 
 def sync_app_annotations(app: AppFacts, settings: BridgeSettings | None, now: float) -> None:
     """Make the app carry exactly the subscription annotations its bridge's mode asks of ArgoBridge."""
+    if _held(settings):
+        return
     desired = _desired(app, settings)
     applied = _applied.get(app.uid, frozenset())
     if not desired and (app.owned_annotations or applied):

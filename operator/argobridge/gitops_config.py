@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from argobridge import drift_repairs
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.gitops import (
     ArgoCDInstance,
@@ -108,7 +109,12 @@ def resolve_argocd_url(namespace: str, spec: BridgeSpec, facts: FlavorFacts) -> 
 
 
 def apply_config(
-    namespace: str, spec: BridgeSpec, facts: FlavorFacts, status: Mapping[str, object], report: ReconcileReport
+    namespace: str,
+    spec: BridgeSpec,
+    facts: FlavorFacts,
+    status: Mapping[str, object],
+    report: ReconcileReport,
+    bridge: str = "",
 ) -> dict[str, str] | None:
     """Apply our entries to the resource; the ConfigMap data the operator will build, or None when waiting."""
     name = spec.notifications_configuration
@@ -130,15 +136,18 @@ def apply_config(
     report.argocd_url = argocd_url
     report.owned_keys = len(rendered.owned)
     what = f"NotificationsConfiguration {name}"
-    if plan.needs_write:
+    drifted = plan.needs_write and status.get("configHash") == fingerprint
+    keys = [*plan.added, *plan.changed, *plan.removed] if drifted else []
+    paced = drift_repairs.gate(namespace, bridge, "NotificationsConfiguration", name, keys, report)
+    if plan.needs_write and paced.write:
         gitops.apply_notifications_configuration(namespace, name, plan.spec)
         summary = ", ".join(
             f"{label} {', '.join(keys)}"
             for label, keys in (("added", plan.added), ("changed", plan.changed), ("removed", plan.removed))
             if keys
         )
-        report.drift_repaired = status.get("configHash") == fingerprint
-        if report.drift_repaired:
+        report.drift_repaired = drifted
+        if report.drift_repaired and paced.announce:
             report.notices.append(
                 Notice("Warning", "DriftRepaired", f"Restored entries of {what} edited outside ArgoBridge: {summary}")
             )

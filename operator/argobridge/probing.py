@@ -59,7 +59,9 @@ def verify_for(namespace: str, spec: BridgeSpec) -> Verify:
 
 
 def forget(namespace: str, name: str) -> None:
+    """Drop everything remembered of a deleted bridge's probes."""
     _probes.pop((namespace, name), None)
+    _acceptance.pop((namespace, name), None)
 
 
 def probe_bridge(namespace: str, name: str, spec: BridgeSpec, token: str) -> tuple[Condition, BridgeSpec]:
@@ -91,10 +93,35 @@ def probe_bridge(namespace: str, name: str, spec: BridgeSpec, token: str) -> tup
     return condition, effective
 
 
-def accepts(namespace: str, spec: BridgeSpec, token: str) -> bool:
-    """Whether Backstage accepts `token` right now (a fresh probe, used to confirm a rotation)."""
+# Refusals of a rotation's new token, per bridge: (digest of URL and token, failures, monotonic due time).
+# A rotation waits for Backstage (phase Published) with a reconcile every 2 s; without this, each one
+# would probe Backstage, forever if nobody restarts it.
+_acceptance: dict[tuple[str, str], tuple[str, int, float]] = {}
+
+
+def accepts(namespace: str, spec: BridgeSpec, token: str, name: str = "") -> bool:
+    """Whether Backstage accepts `token` (a probe, used to confirm a rotation); after a refusal the
+    same token is asked about again after 5 s, 10 s, 20 s ... up to the resync interval."""
+    key = hashlib.sha256(f"{spec.webhook_url}\n{token}".encode()).hexdigest()[:16]
+    last = _acceptance.get((namespace, name))
+    now = time.monotonic()
+    if last and last[0] == key and now < last[2]:
+        return False
     try:
         verify = verify_for(namespace, spec)
     except CaBundleMissing:
-        return False
-    return backstage_client.probe_create_endpoint(spec.webhook_url, token, verify=verify).status == 400
+        accepted = False
+    else:
+        accepted = backstage_client.probe_create_endpoint(spec.webhook_url, token, verify=verify).status == 400
+    if accepted:
+        _acceptance.pop((namespace, name), None)
+        return True
+    failures = last[1] + 1 if last and last[0] == key else 1
+    resync = Settings.from_env().resync_seconds
+    _acceptance[(namespace, name)] = (key, failures, now + probe_backoff(failures, BACKOFF_BASE_SECONDS, resync))
+    return False
+
+
+def forget_acceptance(namespace: str, name: str) -> None:
+    """Drop the pacing of acceptance probes, e.g. when Backstage was just restarted to read a new token."""
+    _acceptance.pop((namespace, name), None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from argobridge import backstage_client, gitops_config, probing
+from argobridge import backstage_client, drift_repairs, gitops_config, probing
 from argobridge.core.appcheck import (
     AppFacts,
     CatalogAnswer,
@@ -163,6 +163,11 @@ def _check_applications(
 _catalog_answers: dict[tuple[str, str], tuple[float, str, CatalogAnswer]] = {}
 
 
+def forget_catalog_answer(namespace: str, name: str) -> None:
+    """Drop a deleted bridge's cached catalog answer."""
+    _catalog_answers.pop((namespace, name), None)
+
+
 def _catalog(
     bridge: BridgeRef, spec: BridgeSpec, token: str, refs: list[str], report: ReconcileReport
 ) -> CatalogAnswer:
@@ -195,7 +200,7 @@ def _apply_gitops_config(
     applications: Iterable[AppFacts],
     token: str,
 ) -> None:
-    config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report)
+    config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report, bridge=bridge.name)
     if config is not None:
         _check_applications(bridge, spec, config, applications, report, token)
 
@@ -213,15 +218,19 @@ def _apply_config(
     report.config_map = NOTIFICATIONS_CONFIGMAP
     report.argocd_url = argocd_url
     report.owned_keys = len(rendered.owned)
-    if plan.needs_write:
+    drifted = plan.needs_write and bridge.status.get("configHash") == fingerprint
+    # Repairs of keys another writer changed are paced (core/repairs.py); no keys: nothing to pace.
+    keys = [*plan.added, *plan.changed, *plan.removed] if drifted else []
+    paced = drift_repairs.gate(bridge.namespace, bridge.name, "ConfigMap", NOTIFICATIONS_CONFIGMAP, keys, report)
+    if plan.needs_write and paced.write:
         configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
         summary = ", ".join(
             f"{label} {', '.join(keys)}"
             for label, keys in (("added", plan.added), ("changed", plan.changed), ("removed", plan.removed))
             if keys
         )
-        report.drift_repaired = bridge.status.get("configHash") == fingerprint
-        if report.drift_repaired:
+        report.drift_repaired = drifted
+        if report.drift_repaired and paced.announce:
             report.notices.append(
                 Notice(
                     "Warning",
@@ -258,8 +267,9 @@ def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileRe
             token,
             bridge.annotations,
             report,
-            accepts=lambda candidate: probing.accepts(bridge.namespace, spec, candidate),
+            accepts=lambda candidate: probing.accepts(bridge.namespace, spec, candidate, bridge.name),
             clock=time.time,
+            bridge=bridge.name,
         )
         # A standing problem is posted once, when the condition changes, not on every resync.
         mirrored = [c for c in report.conditions if c.type == TOKEN_MIRRORED]

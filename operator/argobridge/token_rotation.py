@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from argobridge.core.conditions import Condition
+from argobridge.core.mirrorpolicy import bridge_field_manager, bridge_ref, mirror_refusal
 from argobridge.core.rotation import (
     HANDLED_REQUEST,
     LAST_ROTATION,
@@ -84,6 +85,7 @@ def rotate_token(
     report: ReconcileReport,
     accepts: Callable[[str], bool],
     clock: Callable[[], float],
+    bridge: str = "",
 ) -> str:
     """Advance the mirror and rotation as far as possible now; return the token Argo CD holds afterwards."""
     where = spec.mirror
@@ -98,15 +100,26 @@ def rotate_token(
             report.conditions.append(Condition(TOKEN_MIRRORED, False, "RotationNeedsMirror", message))
         return argocd_token
     decision = Decision(Phase.IDLE, Step.NONE, "")
+    this = bridge_ref(namespace, bridge)
     for _ in range(MAX_STEPS):
         content = mirror.read_mirror(where.namespace, where.name, where.key, where.previous_key)
+        refusal = mirror_refusal(content.exists, content.mirror_for, content.legacy, this, where.namespace, where.name)
+        if refusal:
+            report.conditions.append(Condition(TOKEN_MIRRORED, False, "MirrorNotPermitted", refusal))
+            report.notices.append(Notice("Warning", "MirrorNotPermitted", refusal))
+            return argocd_token
+        if not content.exists:
+            mirror.create_mirror(where.namespace, where.name, this, bridge_field_manager(namespace, bridge))
+            content = mirror.MirrorContent(exists=True, mirror_for=this)
         facts = _facts(spec, where, argocd_token, content, requested, clock())
         if phase_of(facts) is Phase.PUBLISHED and content.current is not None:
             facts = RotationFacts(**{**facts.__dict__, "current_accepted": accepts(content.current)})
         decision = decide_rotation(facts)
         if decision.step in (Step.NONE, Step.WAIT):
             break
-        argocd_token = _perform(namespace, spec, where, decision, argocd_token, content, requested, facts, report)
+        argocd_token = _perform(
+            namespace, spec, where, decision, argocd_token, content, requested, facts, report, bridge
+        )
     _report(spec, where, decision, argocd_token, report)
     return argocd_token
 
@@ -121,6 +134,7 @@ def _perform(
     requested: str | None,
     facts: RotationFacts,
     report: ReconcileReport,
+    bridge: str = "",
 ) -> str:
     """One step; returns Argo CD's token after it."""
     now = _rfc3339(facts.now)
@@ -131,8 +145,16 @@ def _perform(
     def write(current: str, previous: str, **changes: str | None) -> None:
         merged = {**notes, **changes}
         merged = {key: value for key, value in merged.items() if value is not None}
+        this = bridge_ref(namespace, bridge)
         mirror.apply_mirror(
-            where.namespace, where.name, where.key, where.previous_key, mirror.MirrorContent(current, previous, merged)
+            where.namespace,
+            where.name,
+            where.key,
+            where.previous_key,
+            mirror.MirrorContent(current, previous, merged),
+            manager=bridge_field_manager(namespace, bridge),
+            owner=this,
+            forget=[key for key, value in changes.items() if value is None and key in notes] if content.legacy else (),
         )
 
     step = decision.step

@@ -150,3 +150,31 @@ def test_a_full_requested_rotation_runs_every_step_in_order_and_settles():
 def test_rotation_stalls_safely_when_backstage_never_learns_the_new_token():
     steps = simulate(facts(requested="r1"), accept_after_restart=False)
     assert Step.SWITCH not in steps and steps[-1] is Step.WAIT
+
+
+def test_an_adopted_token_restarts_backstage_at_once_not_after_the_grace_period():
+    # Just after Adopt: Argo CD's hand-set token is the mirror's current, the old one its previous,
+    # and Backstage (restarted for the old pair) does not know it yet: every delivery would get 401.
+    adopted = facts(
+        argocd=OTHER,
+        current=OTHER,
+        previous=OLD,
+        restart_configured=True,
+        restarted_for=mirror_state(OLD, OLD),
+        switched_at=None,
+    )
+    decision = decide_rotation(adopted)
+    assert (decision.phase, decision.step) == (Phase.GRACE, Step.RESTART)
+    restarted = facts(**{**adopted.__dict__, "restarted_for": mirror_state(OTHER, OLD)})
+    assert decide_rotation(restarted).step is Step.MARK_SWITCHED, "once restarted, the grace period runs"
+
+
+def test_a_normal_switch_does_not_restart_backstage_again_in_the_grace_period():
+    switched = facts(
+        argocd=NEW, current=NEW, previous=OLD, restart_configured=True, restarted_for=mirror_state(NEW, OLD)
+    )
+    assert decide_rotation(switched).step is Step.MARK_SWITCHED
+
+
+def test_adoption_without_restart_configured_only_marks_the_grace_period():
+    assert decide_rotation(facts(argocd=OTHER, current=OTHER, previous=OLD)).step is Step.MARK_SWITCHED

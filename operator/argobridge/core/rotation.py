@@ -133,6 +133,10 @@ def decide_rotation(facts: RotationFacts) -> Decision:
             " start: restart it, or set spec.token.mirror.restartDeployment); Argo CD keeps the old one",
         )
     if phase is Phase.GRACE:
+        if _needs_restart(facts):
+            # After an adoption the mirror holds a token Backstage has not read yet: waiting for the
+            # grace period to end would leave every delivery rejected with 401 until then.
+            return Decision(phase, Step.RESTART, "restarting Backstage so it reads the token adopted from Argo CD")
         if facts.switched_at is None:
             return Decision(phase, Step.MARK_SWITCHED, "Argo CD uses the new token; the previous one stays valid")
         if facts.now - facts.switched_at >= facts.grace:

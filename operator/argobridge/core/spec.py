@@ -259,6 +259,12 @@ def _mirror(token: Mapping[str, Any], namespace: str) -> MirrorSpec | None:
         raise SpecError(
             "spec.token.mirror.key and previousKey must differ: Backstage needs both values during rotation"
         )
+    argocd_secret = str(token.get("secretName") or DEFAULT_SECRET_NAME)
+    if values["namespace"] == namespace and values["name"] in (argocd_secret, f"{argocd_secret}-argobridge"):
+        raise SpecError(
+            f"spec.token.mirror.name {values['name']!r} is Argo CD's own Secret (or ArgoBridge's copy of it):"
+            " the mirror is the Secret Backstage reads; name another one, e.g. argocd-notifications-token"
+        )
     restart = raw.get("restartDeployment")
     if restart is not None and not _DNS_NAME.match(str(restart)):
         raise SpecError(f"spec.token.mirror.restartDeployment {restart!r} is not a valid Deployment name")

@@ -16,6 +16,7 @@ from argobridge.app_store import APPS
 from argobridge.core.appcheck import SUBSCRIBE_PREFIX, AppFacts, annotations_owned_by
 from argobridge.core.configplan import FIELD_MANAGER
 from argobridge.core.events import ENTITY_REF_ANNOTATION
+from argobridge.handlers.bridge import forget_app
 from argobridge.kube.errors import KubeError
 
 APPLICATIONS = ("argoproj.io", "v1alpha1", "applications")
@@ -59,6 +60,7 @@ async def on_application_event(
     """
     if event.get("type") == "DELETED":
         APPS.remove(uid)
+        forget_app(uid)
         return
     app = app_facts(namespace, name, uid, annotations, labels, meta)
     APPS.put(app)

@@ -11,16 +11,21 @@ from typing import Any
 
 import kopf
 
+from argobridge import drift_repairs, probing
 from argobridge.annotation_sync import BridgeSettings, bridge_settings, mark_deleting, settings_for, sync_all
+from argobridge.annotation_sync import forget_app as forget_app_annotations
+from argobridge.annotation_sync import forget_bridge as forget_annotation_state
 from argobridge.app_store import APPS
 from argobridge.core.appcheck import AppFacts
+from argobridge.core.configplan import ForeignDataError
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
+from argobridge.kube.applications import list_application_uids
 from argobridge.kube.bridges import get_bridge
 from argobridge.kube.errors import KubeError
 from argobridge.metrics import forget_bridge
 from argobridge.observe import observe_reconcile
-from argobridge.reconcile import reconcile_bridge, remove_bridge
+from argobridge.reconcile import forget_catalog_answer, reconcile_bridge, remove_bridge
 from argobridge.settings import Settings
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -135,7 +140,30 @@ def on_bridge_changed(namespace: str, name: str, **_: Any) -> None:
 @kopf.timer(*RESOURCE, interval=Settings.from_env().resync_seconds, initial_delay=5, **SHARD)
 def on_resync(namespace: str, name: str, **_: Any) -> None:
     """Periodic safety net: drift is caught at once by the ConfigMap and Secret watches."""
+    sweep_vanished_apps(time.monotonic())
     reconcile_named(namespace, name, APPS.all())
+
+
+_sweep_guard = threading.Lock()
+_last_sweep: list[float] = []
+
+
+def sweep_vanished_apps(now: float) -> None:
+    """Once per resync interval (whatever the number of bridges): drop stored Applications that no
+    longer exist, which a watch relist after a 410 never reports as deleted. One paginated,
+    metadata-only list per namespace that holds stored apps; a namespace it cannot list is skipped."""
+    with _sweep_guard:
+        if _last_sweep and now - _last_sweep[0] < Settings.from_env().resync_seconds:
+            return
+        _last_sweep[:] = [now]
+    for app_namespace in sorted(APPS.namespaces()):
+        listed_after = APPS.version
+        try:
+            present = list_application_uids(app_namespace)
+        except KubeError:
+            continue  # no right to list there (or a transient error): the watch's own events still count
+        for uid in APPS.drop_vanished(app_namespace, present, listed_after):
+            forget_app(uid)
 
 
 _counted: dict[tuple[str, str], int] = {}
@@ -153,14 +181,63 @@ async def on_applications_changed(namespace: str, name: str, status: kopf.Status
     _counted[(namespace, name)] = version
 
 
+# A transient error (5xx, timeout) during deletion is retried this many times before the bridge is let
+# go anyway; an error a user caused (RBAC, an unreadable shared key) lets it go at once.
+DELETE_RETRIES = 5
+DELETE_RETRY_DELAY = 10.0
+
+
+def _let_go(error: Exception, retry: int) -> bool:
+    """Whether deletion should finish despite `error`, rather than hold the finalizer and try again."""
+    if isinstance(error, KubeError) and error.status not in (400, 401, 403, 404, 422):
+        return retry >= DELETE_RETRIES
+    return True
+
+
 @kopf.on.delete(*RESOURCE, **SHARD)
-def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
-    mark_deleting(namespace, name)
+def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, uid: str, retry: int, **_: Any) -> None:
+    """Remove what this bridge wrote; what cannot be removed is named in a Warning, never a stuck finalizer."""
+    mark_deleting(uid)
+    left: list[str] = []
     with _lock_for((namespace, name)):
-        post_notices(body, remove_bridge(body))
+        try:
+            post_notices(body, remove_bridge(body))
+        except (KubeError, ForeignDataError) as error:
+            if not _let_go(error, retry):
+                raise kopf.TemporaryError(f"removing the configuration: {error}", delay=DELETE_RETRY_DELAY) from None
+            left.append(f"its keys in Argo CD's notifications configuration ({error})")
         settings = bridge_settings(body)
         if settings is not None:
             in_scope_apps = [app for app in APPS.all() if settings_for(app, [settings])]
-            sync_all(in_scope_apps, [], time.monotonic())  # no bridge: every annotation of ours goes
+            try:
+                sync_all(in_scope_apps, [], time.monotonic())  # no bridge: every annotation of ours goes
+            except KubeError as error:
+                if not _let_go(error, retry):
+                    raise kopf.TemporaryError(f"removing annotations: {error}", delay=DELETE_RETRY_DELAY) from None
+                left.append(f"its subscribe annotations on Applications ({error})")
+    if left:
+        message = (
+            f"BackstageBridge {namespace}/{name} is deleted, but ArgoBridge could not remove {'; nor '.join(left)}."
+            " Remove those by hand (ArgoBridge's keys are the ones with the -backstage suffix and its"
+            " subscribe annotations end in .backstage), or fix the cause and recreate the bridge, then delete it"
+        )
+        kopf.event(body, type="Warning", reason="RemovalIncomplete", message=message)
+    _forget_bridge(namespace, name, uid)
+
+
+def _forget_bridge(namespace: str, name: str, uid: str) -> None:
+    """Drop everything kept in memory for a bridge that is gone."""
     _locks.pop((namespace, name), None)
+    _counted.pop((namespace, name), None)
+    _forbidden_warned.discard((namespace, name))
+    forget_annotation_state(uid)
+    probing.forget(namespace, name)
+    drift_repairs.forget(namespace, name)
+    forget_catalog_answer(namespace, name)
     forget_bridge(namespace, name)
+
+
+def forget_app(uid: str) -> None:
+    """An Application is gone: drop the problems posted for it and its annotation bookkeeping."""
+    _posted.pop(uid, None)
+    forget_app_annotations(uid)
