@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from argobridge.core.repairs import FIGHT_AFTER_REPAIRS, decide_repair, fight_message, repair_delay
 
 CAP = 300.0
@@ -29,7 +31,7 @@ def test_a_fight_is_repaired_ever_more_slowly_and_warned_about_once():
         now += 1.0
     assert warnings == 1
     assert announced == FIGHT_AFTER_REPAIRS - 1, "only the first repairs post their own Event"
-    gaps = [b - a for a, b in zip(repaired, repaired[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(repaired)]
     assert gaps[:4] == [5.0, 10.0, 20.0, 40.0] and max(gaps) == CAP
     assert len(repaired) < 20, "an hour of fighting costs a handful of writes, not 3,600"
 
