@@ -75,13 +75,16 @@ def post_app_problems(problems: Iterable[tuple[AppFacts, str]]) -> None:
     _posted.update(current)
 
 
-def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] = ()) -> None:
-    """Reconcile one bridge by name, one reconcile at a time per bridge, from its current body."""
+def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] = ()) -> bool:
+    """Reconcile one bridge by name, one reconcile at a time per bridge, from its current body; False
+    when there was nothing to reconcile (gone, going, or another shard's)."""
     apps = list(applications)
     with _lock_for((namespace, name)):
         body = get_bridge(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp") or not in_shard(body):
-            return
+            if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                _locks.pop((namespace, name), None)  # a late event for a deleted bridge leaves no lock behind
+            return False
         started = time.monotonic()
         report = reconcile_bridge(body, apps)
         observe_reconcile(body, report, time.monotonic() - started)
@@ -98,6 +101,7 @@ def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] 
                 _warn_annotations_forbidden(body, (namespace, name), str(error))
             else:
                 _forbidden_warned.discard((namespace, name))
+    return True
 
 
 _forbidden_warned: set[tuple[str, str]] = set()
@@ -177,8 +181,8 @@ async def on_applications_changed(namespace: str, name: str, status: kopf.Status
     rotating = (status.get("token") or {}).get("phase") == "Published"
     if _counted.get((namespace, name)) == version and not rotating:
         return
-    await asyncio.to_thread(reconcile_named, namespace, name, APPS.all())
-    _counted[(namespace, name)] = version
+    if await asyncio.to_thread(reconcile_named, namespace, name, APPS.all()):
+        _counted[(namespace, name)] = version
 
 
 # A transient error (5xx, timeout) during deletion is retried this many times before the bridge is let
