@@ -16,7 +16,7 @@ from argobridge.core.mirrorpolicy import MIRROR_FOR_ANNOTATION
 from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import SECRET, bridge, condition, create_bridge, get_bridge
 
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = pytest.mark.usefixtures("argocd_crds", "operator")
 
 
 def other_namespace(core: client.CoreV1Api) -> str:

@@ -112,7 +112,7 @@ def test_invalid_spec_keeps_every_applications_subscribe_annotations_across_an_o
         operator.stop()
 
 
-@pytest.mark.usefixtures("operator")
+@pytest.mark.usefixtures("argocd_crds", "operator")
 def test_adopted_token_restarts_backstage_at_once_not_after_the_grace_period(core, custom, namespace):
     apps = client.AppsV1Api()
     labels = {"app": "backstage"}
@@ -160,7 +160,7 @@ def test_adopted_token_restarts_backstage_at_once_not_after_the_grace_period(cor
     assert adopted not in str(body) and adopted not in str(core.list_namespaced_event(namespace).items)
 
 
-@pytest.mark.usefixtures("operator")
+@pytest.mark.usefixtures("argocd_crds", "operator")
 def test_configmap_drift_fight_is_repaired_with_backoff_and_one_warning(core, custom, namespace, figures):
     argocd_objects(core, namespace)
     create_bridge(custom, bridge(namespace))
@@ -265,7 +265,7 @@ def test_rotation_waiting_for_backstage_probes_it_with_backoff_not_every_two_sec
     assert probes <= 10, f"{probes} probes in 40 s: the wait must back off (5 s, 10 s, 20 s ...), not probe every 2 s"
 
 
-@pytest.mark.usefixtures("operator")
+@pytest.mark.usefixtures("argocd_crds", "operator")
 def test_bridge_deletion_finishes_when_the_shared_context_key_is_unreadable(core, custom, namespace):
     argocd_objects(core, namespace)
     create_bridge(custom, bridge(namespace, argocd={"url": "https://argocd.example.com"}))
