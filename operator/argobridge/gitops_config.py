@@ -23,7 +23,7 @@ from argobridge.core.gitops import (
 )
 from argobridge.core.render import render_notifications_config
 from argobridge.core.resourceplan import flatten, plan_resource, plan_resource_removal
-from argobridge.core.spec import NOTIFICATIONS_CONFIGMAP, BridgeSpec, Flavor
+from argobridge.core.spec import DEFAULT_SECRET_NAME, NOTIFICATIONS_CONFIGMAP, BridgeSpec, Flavor
 from argobridge.core.status import Notice, ReconcileReport, config_hash
 from argobridge.core.token import token_problem
 from argobridge.kube import argocd, gitops, secrets
@@ -71,9 +71,13 @@ def blocked(namespace: str, spec: BridgeSpec, facts: FlavorFacts) -> list[Condit
     return []
 
 
+# ArgoBridge's own copy of the token, which the Argo CD operator never deletes.
+BACKUP_SECRET_NAME = f"{DEFAULT_SECRET_NAME}-argobridge"
+
+
 def backup_secret_name(spec: BridgeSpec) -> str:
-    """ArgoBridge's own copy of the token, which the Argo CD operator never deletes."""
-    return f"{spec.secret_name}-argobridge"
+    """ArgoBridge's own copy of the token (one name: the token always lives in Argo CD's one Secret)."""
+    return BACKUP_SECRET_NAME
 
 
 def restore_token(namespace: str, spec: BridgeSpec, report: ReconcileReport) -> str | None:
@@ -92,7 +96,8 @@ def restore_token(namespace: str, spec: BridgeSpec, report: ReconcileReport) -> 
 def keep_token(namespace: str, spec: BridgeSpec, token: str) -> None:
     """Keep ArgoBridge's copy equal to the token in use; writes only when it differs."""
     if secrets.read_secret_key(namespace, backup_secret_name(spec), spec.token_key) != token:
-        secrets.apply_secret_key(namespace, backup_secret_name(spec), spec.token_key, token)
+        # ArgoBridge's own Secret: the one Secret the operator may create.
+        secrets.apply_secret_key(namespace, backup_secret_name(spec), spec.token_key, token, may_create=True)
 
 
 def resolve_argocd_url(namespace: str, spec: BridgeSpec, facts: FlavorFacts) -> str | None:

@@ -42,7 +42,7 @@ from argobridge.core.spec import (
 from argobridge.core.status import Notice, ReconcileReport, build_status, config_hash, status_patch
 from argobridge.core.token import generate_token, token_problem
 from argobridge.kube import argocd, bridges, configmaps, secrets
-from argobridge.kube.errors import KubeError
+from argobridge.kube.errors import ArgoCDObjectMissing, KubeError
 from argobridge.settings import Settings
 from argobridge.token_rotation import TOKEN_MIRRORED, rotate_token
 
@@ -214,7 +214,7 @@ def _apply_config(
     report.argocd_url = argocd_url
     report.owned_keys = len(rendered.owned)
     if plan.needs_write:
-        configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
+        configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data, uid=observed.uid)
         summary = ", ".join(
             f"{label} {', '.join(keys)}"
             for label, keys in (("added", plan.added), ("changed", plan.changed), ("removed", plan.removed))
@@ -247,6 +247,25 @@ def _apply_config(
             f"{len(rendered.owned)} keys in {NOTIFICATIONS_CONFIGMAP} are up to date{link_note}",
         )
     )
+
+
+def _argocd_objects_missing(namespace: str, gitops: bool) -> ArgoCDObjectMissing | None:
+    """Plain Argo CD: whether its notifications ConfigMap is missing, checked before the token is written so
+    that a bridge facing half an install writes nothing. (A missing Secret stops the token's own write.)"""
+    if gitops or configmaps.read_config_map(namespace, NOTIFICATIONS_CONFIGMAP).uid is not None:
+        return None
+    return ArgoCDObjectMissing("ConfigMap", namespace, NOTIFICATIONS_CONFIGMAP)
+
+
+def _waiting_for_argocd(bridge: BridgeRef, missing: ArgoCDObjectMissing, report: ReconcileReport) -> None:
+    """Conditions (and one Event when they start) for an Argo CD object that only Argo CD's install creates."""
+    waiting = [
+        Condition(CONFIG_APPLIED, False, "WaitingForArgoCD", str(missing)),
+        Condition(TOKEN_READY, False, "WaitingForArgoCD", str(missing)),
+    ]
+    report.conditions += waiting
+    if _changed(bridge.status, waiting[0]):
+        report.notices.append(Notice("Warning", "WaitingForArgoCD", str(missing)))
 
 
 def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileReport) -> str:
@@ -309,6 +328,8 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             report.conditions += held
             if _changed(bridge.status, held[0]):
                 report.notices.append(Notice("Warning", held[0].reason, held[0].message))
+        elif missing := _argocd_objects_missing(bridge.namespace, gitops):
+            _waiting_for_argocd(bridge, missing, report)
         elif token := _ensure_token(bridge, spec, report, restore=gitops):
             reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
             rotated = _rotate(bridge, effective, token, report)
@@ -345,6 +366,9 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
     except ForeignDataError as error:
         report.conditions.append(Condition(CONFIG_APPLIED, False, "UnreadableConfig", str(error)))
         report.notices.append(Notice("Warning", "UnreadableConfig", str(error)))
+    except ArgoCDObjectMissing as error:
+        report.conditions = [c for c in report.conditions if c.type not in (CONFIG_APPLIED, TOKEN_READY)]
+        _waiting_for_argocd(bridge, error, report)
     except KubeError as error:
         report.conditions.append(Condition(CONFIG_APPLIED, False, "ApiError", str(error)))
         report.notices.append(Notice("Warning", "ApiError", str(error)))
@@ -376,11 +400,15 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
         spec = None
     rendered = render_notifications_config(spec, None) if spec else RenderedConfig(owned={}, context={})
     plan = plan_removal(observed.data, observed.managed, rendered, our_context)
-    if plan.needs_write:
-        configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
-        notices.append(
-            Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}")
-        )
+    if plan.needs_write and observed.uid is not None:
+        try:
+            configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data, uid=observed.uid)
+        except ArgoCDObjectMissing:
+            pass  # deleted meanwhile: nothing of ours is left in it
+        else:
+            notices.append(
+                Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}")
+            )
     if spec is None:
         return notices
     if spec.token_deletion_policy is TokenDeletionPolicy.DELETE and secrets.remove_secret_key(

@@ -276,6 +276,16 @@ def _ca_bundle(backstage: Mapping[str, Any]) -> CaBundleRef | None:
     return CaBundleRef(secret_name=str(raw["secretName"]), key=str(raw.get("key") or "ca.crt"))
 
 
+def _refuse_secret_reference(value: str, path: str) -> None:
+    """Refuse `$` in a value rendered into the webhook service: Argo CD replaces `$name` there with key `name`
+    of its Secret, so `https://x.example/$slack-token` would send another service's credential to that host."""
+    if "$" in value:
+        raise SpecError(
+            f"{path} must not contain $: Argo CD replaces $name in its webhook service with the value of key name"
+            f" of {DEFAULT_SECRET_NAME}; remove the $"
+        )
+
+
 def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> BridgeSpec:
     """Turn a raw `spec` into a `BridgeSpec`, or raise `SpecError` naming the field and the fix."""
     backstage = _section(spec, "backstage")
@@ -288,12 +298,20 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
         raise SpecError("spec.backstage.url is required: the base URL of Backstage, e.g. https://backstage.example.com")
     if not _URL.match(str(url)):
         raise SpecError(f"spec.backstage.url {url!r} is not an http(s) URL without query or fragment")
+    _refuse_secret_reference(str(url), "spec.backstage.url")
     argocd_url = argocd.get("url")
     if argocd_url is not None and not _URL.match(str(argocd_url)):
         raise SpecError(f"spec.argocd.url {argocd_url!r} is not an http(s) URL without query or fragment")
     path = str(backstage.get("notificationsPath") or DEFAULT_NOTIFICATIONS_PATH)
     if not path.startswith("/") or any(c.isspace() for c in path):
         raise SpecError(f"spec.backstage.notificationsPath {path!r} must start with / and contain no spaces")
+    _refuse_secret_reference(path, "spec.backstage.notificationsPath")
+    secret_name = str(token.get("secretName") or DEFAULT_SECRET_NAME)
+    if secret_name != DEFAULT_SECRET_NAME:
+        raise SpecError(
+            f"spec.token.secretName must be {DEFAULT_SECRET_NAME}, the only Secret Argo CD's notifications"
+            " controller reads; remove the field or set it to that name"
+        )
 
     key = str(token.get("key") or DEFAULT_TOKEN_KEY)
     if not _SECRET_KEY.match(key):
@@ -340,7 +358,7 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
         flavor=_enum(Flavor, argocd.get("flavor"), "spec.argocd.flavor", Flavor.AUTO),
         argocd_url=str(argocd_url).rstrip("/") if argocd_url else None,
         service_name=service,
-        secret_name=str(token.get("secretName") or DEFAULT_SECRET_NAME),
+        secret_name=secret_name,
         token_key=key,
         token_deletion_policy=_enum(
             TokenDeletionPolicy,

@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from argobridge.core.configplan import keys_managed_by
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
-from argobridge.kube.errors import KubeError, is_not_found
+from argobridge.kube.errors import ArgoCDObjectMissing, KubeError, is_not_found, is_uid_mismatch
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class ObservedConfigMap:
     data: dict[str, str] | None
     managed: set[str]
     resource_version: str | None
+    uid: str | None = None
 
 
 def read_config_map(namespace: str, name: str) -> ObservedConfigMap:
@@ -37,16 +38,29 @@ def read_config_map(namespace: str, name: str) -> ObservedConfigMap:
         data=dict(body.get("data") or {}),
         managed=keys_managed_by(metadata.get("managedFields")),
         resource_version=metadata.get("resourceVersion"),
+        uid=metadata.get("uid"),
     )
 
 
-def apply_config_map_data(namespace: str, name: str, data: dict[str, str]) -> None:
-    """Server-side apply exactly `data`: these keys become ours, keys we owned and omit are removed."""
+def apply_config_map_data(namespace: str, name: str, data: dict[str, str], uid: str | None = None) -> None:
+    """Server-side apply exactly `data`: these keys become ours, keys we owned and omit are removed.
+
+    Never creates the ConfigMap (Argo CD's install owns it): the apply carries its `metadata.uid` (read
+    now when not given), so a ConfigMap missing or deleted since it was read is refused with a 409.
+    """
+    uid = uid or read_config_map(namespace, name).uid
+    if uid is None:
+        raise ArgoCDObjectMissing("ConfigMap", namespace, name)
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
         "data": data,
     }
     action = f"applying ConfigMap {namespace}/{name}"
-    server_side_apply(core_v1().patch_namespaced_config_map, name, namespace, body=body, action=action)
+    try:
+        server_side_apply(core_v1().patch_namespaced_config_map, name, namespace, body=body, action=action)
+    except KubeError as error:
+        if is_uid_mismatch(error):
+            raise ArgoCDObjectMissing("ConfigMap", namespace, name) from None
+        raise

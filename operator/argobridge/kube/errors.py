@@ -23,5 +23,26 @@ class KubeError(RuntimeError):
         super().__init__(f"{action}: HTTP {self.status} {reason[:300]}")
 
 
+class ArgoCDObjectMissing(RuntimeError):
+    """An object of Argo CD's install that ArgoBridge writes into, but never creates, does not exist.
+
+    Creating it would make ArgoBridge its owner in Helm's and Argo CD's eyes (a reinstall of Argo CD then
+    fails on ownership), so the bridge waits for Argo CD's install instead.
+    """
+
+    def __init__(self, kind: str, namespace: str, name: str) -> None:
+        self.kind, self.namespace, self.name = kind, namespace, name
+        super().__init__(
+            f"{kind} {namespace}/{name} does not exist; Argo CD's install creates it and ArgoBridge never does:"
+            f" install (or repair) Argo CD's notifications controller in namespace {namespace}; ArgoBridge"
+            " continues once it exists"
+        )
+
+
+def is_uid_mismatch(error: KubeError) -> bool:
+    """A write preconditioned on `metadata.uid` found no object, or a new one of the same name (409)."""
+    return error.status == 409 and "uid mismatch" in str(error)
+
+
 def is_not_found(error: ApiException) -> bool:
     return bool(error.status == 404)
