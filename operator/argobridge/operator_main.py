@@ -45,5 +45,7 @@ def run_operator(
         liveness_endpoint=liveness_endpoint,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        # Read by the startup handler that watches Argo CD's ConfigMaps and Secrets by name.
+        memo=kopf.Memo(namespaces=list(namespaces)),
         loop=asyncio.new_event_loop() if threading.current_thread() is not threading.main_thread() else None,
     )

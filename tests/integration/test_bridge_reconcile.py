@@ -95,7 +95,8 @@ def test_bridge_writes_exact_keys_and_a_token(core, custom, namespace):
 
 @pytest.mark.usefixtures("operator")
 def test_foreign_keys_survive_create_update_and_delete(core, custom, namespace):
-    core.create_namespaced_config_map(
+    core.replace_namespaced_config_map(
+        CM,
         namespace,
         {
             "metadata": {"name": CM},
@@ -106,7 +107,9 @@ def test_foreign_keys_survive_create_update_and_delete(core, custom, namespace):
             },
         },
     )
-    core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}, "stringData": {"slack-token": "xoxb-1"}})
+    core.replace_namespaced_secret(
+        SECRET, namespace, {"metadata": {"name": SECRET}, "stringData": {"slack-token": "xoxb-1"}}
+    )
     core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "argocd-cm"}, "data": {"url": "https://cd.example.com"}}
     )
@@ -146,7 +149,9 @@ def test_foreign_keys_survive_create_update_and_delete(core, custom, namespace):
 
 @pytest.mark.usefixtures("operator")
 def test_token_deletion_policy_delete_removes_only_our_key(core, custom, namespace):
-    core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}, "stringData": {"other": "keep-me"}})
+    core.replace_namespaced_secret(
+        SECRET, namespace, {"metadata": {"name": SECRET}, "stringData": {"other": "keep-me"}}
+    )
     create_bridge(custom, bridge(namespace, token={"deletionPolicy": "Delete"}))
     wait_ready(custom, namespace)
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")
@@ -156,7 +161,8 @@ def test_token_deletion_policy_delete_removes_only_our_key(core, custom, namespa
 
 @pytest.mark.usefixtures("operator")
 def test_existing_token_is_adopted_not_replaced(core, custom, namespace):
-    core.create_namespaced_secret(
+    core.replace_namespaced_secret(
+        SECRET,
         namespace,
         {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "a-token-set-by-hand-123"}},
     )
@@ -168,7 +174,9 @@ def test_existing_token_is_adopted_not_replaced(core, custom, namespace):
 
 @pytest.mark.usefixtures("operator")
 def test_weak_token_is_reported_and_config_held_back(core, custom, namespace):
-    core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "t1ny"}})
+    core.replace_namespaced_secret(
+        SECRET, namespace, {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "t1ny"}}
+    )
     create_bridge(custom, bridge(namespace))
 
     def reported() -> dict[str, Any] | None:
@@ -292,7 +300,7 @@ def test_invalid_bridge_is_rejected_at_apply_time_naming_the_field(custom, crds,
 @pytest.mark.usefixtures("operator")
 def test_users_subscriptions_survive_and_manual_mode_takes_ours_out(core, custom, namespace):
     users = "- recipients: [slack:ops]\n  triggers: [on-sync-failed]\n"
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": CM}, "data": {"subscriptions": users}})
+    core.replace_namespaced_config_map(CM, namespace, {"metadata": {"name": CM}, "data": {"subscriptions": users}})
     create_bridge(custom, bridge(namespace, subscriptions={"selector": {"matchLabels": {"team": "shop"}}}))
     wait_ready(custom, namespace)
     entries = yaml.safe_load(cm_data(core, namespace)["subscriptions"])

@@ -84,7 +84,7 @@ def test_invalid_spec_names_the_field(raw, message):
 
 
 def test_token_secret_other_than_argocds_is_refused():
-    with pytest.raises(SpecError, match="spec.token.secretName must be argocd-notifications-secret"):
+    with pytest.raises(SpecError, match=r"spec\.token\.secretName must be argocd-notifications-secret"):
         parse_bridge_spec({"backstage": {"url": "https://b"}, "token": {"secretName": "slack-credentials"}})
 
 

@@ -7,7 +7,8 @@ an installed Argo CD, create them the way its manifests do: empty, with Argo CD'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -24,7 +25,7 @@ def install_argocd_objects(
     secret: Mapping[str, str] | None = None,
 ) -> None:
     """Create both objects (with `config` data and `secret` string data when given); existing ones stay."""
-    objects = [
+    objects: list[tuple[Callable[..., Any], dict[str, Any]]] = [
         (
             core.create_namespaced_config_map,
             {"metadata": {"name": NOTIFICATIONS_CONFIGMAP, "labels": _LABELS}, "data": dict(config or {})},
