@@ -24,6 +24,7 @@ from argobridge.core.probe import (
 )
 from argobridge.core.spec import BridgeSpec
 from argobridge.kube import secrets
+from argobridge.kube.errors import KubeError
 from argobridge.settings import Settings
 
 BACKOFF_BASE_SECONDS = 5.0
@@ -42,14 +43,24 @@ _probes: dict[tuple[str, str], _Last] = {}
 
 
 class CaBundleMissing(Exception):
-    """The CA bundle Secret or key named in spec.backstage.caBundle does not exist."""
+    """The CA bundle Secret or key named in spec.backstage.caBundle does not exist or may not be read."""
 
 
 def verify_for(namespace: str, spec: BridgeSpec) -> Verify:
     """httpx's `verify` for this bridge: its CA bundle Secret, insecureSkipVerify, or the system CAs."""
     pem = None
     if spec.ca_bundle is not None:
-        pem = secrets.read_secret_key(namespace, spec.ca_bundle.secret_name, spec.ca_bundle.key)
+        try:
+            pem = secrets.read_secret_key(namespace, spec.ca_bundle.secret_name, spec.ca_bundle.key)
+        except KubeError as error:
+            if error.status != 403:
+                raise
+            # The chart grants Secrets by name only: this one has to be named at install time.
+            raise CaBundleMissing(
+                f"ArgoBridge may not read Secret {spec.ca_bundle.secret_name} (spec.backstage.caBundle): the"
+                f" chart grants Secrets by name only; install it with --set"
+                f" 'rbac.caBundleSecrets={{{spec.ca_bundle.secret_name}}}'"
+            ) from None
         if pem is None:
             raise CaBundleMissing(
                 f"spec.backstage.caBundle names key {spec.ca_bundle.key} of Secret {spec.ca_bundle.secret_name},"

@@ -20,6 +20,7 @@ from kubernetes import client
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.devcluster.argocd_engine import NotificationsController
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from argobridge.devcluster.backstage import BackstageServer
 from argobridge.devcluster.controlplane import ControlPlane, free_port
 from tests.conftest import FIGURES, ExternalCluster, wait_for
@@ -155,6 +156,7 @@ def running_rig(
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     namespace = f"argocd-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": namespace}})
+    install_argocd_objects(core, namespace)  # as Argo CD's install does; ArgoBridge never creates them
     create_default_project(custom, namespace)
     if prepare:
         prepare(namespace)
