@@ -7,9 +7,9 @@ import base64
 import json
 import time
 import urllib.request
-from urllib.parse import parse_qs, urlsplit
 from collections import Counter
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
