@@ -182,7 +182,7 @@ def test_a_write_prepared_before_a_deletion_fails_instead_of_creating(core, name
     # Recreated by someone else meanwhile (a new uid): refused too (the next reconcile reads it afresh),
     # their object untouched.
     install_argocd_objects(core, namespace, config={"mine": "1"})
-    with pytest.raises(KubeError, match="HTTP 422 .*metadata.uid"):
+    with pytest.raises(KubeError, match=r"HTTP 422 .*metadata\.uid"):
         configmaps.apply_config_map_data(namespace, CM, {"k": "v"}, uid=observed.uid)
     assert core.read_namespaced_config_map(CM, namespace).data == {"mine": "1"}
 
