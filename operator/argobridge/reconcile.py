@@ -40,7 +40,7 @@ from argobridge.core.spec import (
     parse_bridge_spec,
 )
 from argobridge.core.status import Notice, ReconcileReport, build_status, config_hash, status_patch
-from argobridge.core.token import generate_token, token_problem
+from argobridge.core.token import generate_token, services_using_key, token_problem
 from argobridge.kube import argocd, bridges, configmaps, secrets
 from argobridge.kube.errors import ArgoCDObjectMissing, KubeError
 from argobridge.settings import Settings
@@ -249,12 +249,35 @@ def _apply_config(
     )
 
 
-def _argocd_objects_missing(namespace: str, gitops: bool) -> ArgoCDObjectMissing | None:
-    """Plain Argo CD: whether its notifications ConfigMap is missing, checked before the token is written so
-    that a bridge facing half an install writes nothing. (A missing Secret stops the token's own write.)"""
-    if gitops or configmaps.read_config_map(namespace, NOTIFICATIONS_CONFIGMAP).uid is not None:
-        return None
-    return ArgoCDObjectMissing("ConfigMap", namespace, NOTIFICATIONS_CONFIGMAP)
+def _held_before_writing(bridge: BridgeRef, spec: BridgeSpec, gitops: bool, report: ReconcileReport) -> bool:
+    """Plain Argo CD: what stops a bridge before it writes anything, with its conditions in `report`.
+
+    Its notifications ConfigMap missing (checked before the token is written, so a bridge facing half an
+    install writes nothing; a missing Secret stops the token's own write), or a token key that another
+    service of that ConfigMap already reads (another service's credential must never become ours).
+    """
+    if gitops:
+        return False
+    observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
+    if observed.uid is None:
+        _waiting_for_argocd(bridge, ArgoCDObjectMissing("ConfigMap", bridge.namespace, NOTIFICATIONS_CONFIGMAP), report)
+        return True
+    users = services_using_key(spec.token_key, observed.data or {}, f"service.webhook.{spec.service_name}")
+    if not users:
+        return False
+    message = (
+        f"spec.token.key {spec.token_key} is the key of {spec.secret_name} that {', '.join(users)} of"
+        f" {NOTIFICATIONS_CONFIGMAP} reads: another service's credential is never used as Backstage's token;"
+        " choose a key of ArgoBridge's own (the default is backstage-token)"
+    )
+    conditions = [
+        Condition(TOKEN_READY, False, "KeyInUse", message),
+        Condition(CONFIG_APPLIED, False, "KeyInUse", message),
+    ]
+    report.conditions += conditions
+    if _changed(bridge.status, conditions[0]):
+        report.notices.append(Notice("Warning", "KeyInUse", message))
+    return True
 
 
 def _waiting_for_argocd(bridge: BridgeRef, missing: ArgoCDObjectMissing, report: ReconcileReport) -> None:
@@ -328,8 +351,8 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             report.conditions += held
             if _changed(bridge.status, held[0]):
                 report.notices.append(Notice("Warning", held[0].reason, held[0].message))
-        elif missing := _argocd_objects_missing(bridge.namespace, gitops):
-            _waiting_for_argocd(bridge, missing, report)
+        elif _held_before_writing(bridge, spec, gitops, report):
+            pass
         elif token := _ensure_token(bridge, spec, report, restore=gitops):
             reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
             rotated = _rotate(bridge, effective, token, report)

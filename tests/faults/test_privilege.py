@@ -96,6 +96,30 @@ def test_dollar_in_a_value_of_the_webhook_service_is_refused_by_the_schema(custo
     assert f"{field} must not contain $" in message
 
 
+@pytest.mark.usefixtures("operator")
+def test_token_key_that_another_service_reads_is_refused_with_a_condition(core, custom, namespace):
+    slack = "xoxb-slack-credential-of-another-team"
+    core.replace_namespaced_secret(
+        SECRET, namespace, {"metadata": {"name": SECRET}, "stringData": {"slack-token": slack}}
+    )
+    core.replace_namespaced_config_map(
+        CM, namespace, {"metadata": {"name": CM}, "data": {"service.slack": "token: $slack-token"}}
+    )
+    create(custom, bridge(namespace, token={"key": "slack-token"}))
+
+    def refused() -> dict[str, Any] | None:
+        token = conditions(custom, namespace).get("TokenReady", {})
+        return token if token.get("reason") == "KeyInUse" else None
+
+    token = wait_for(refused, what="TokenReady KeyInUse")
+    assert "service.slack" in token["message"] and "choose a key of ArgoBridge's own" in token["message"]
+    assert conditions(custom, namespace)["ConfigApplied"]["reason"] == "KeyInUse"
+    assert core.read_namespaced_config_map(CM, namespace).data == {"service.slack": "token: $slack-token"}
+    body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")
+    events = " ".join(e.message for e in core.list_namespaced_event(namespace).items)
+    assert slack not in str(body) and slack not in events
+
+
 # --- Argo CD's objects: waited for, never created -------------------------------------------------------
 
 

@@ -107,3 +107,16 @@ def test_dollar_in_a_webhook_service_value_is_refused(backstage, field):
     with pytest.raises(SpecError, match=rf"{field} must not contain \$") as error:
         parse_bridge_spec({"backstage": backstage})
     assert "slack-token" not in str(error.value).split("must not")[1]
+
+
+def test_a_token_key_another_service_reads_is_found_and_ours_is_not():
+    from argobridge.core.token import services_using_key
+
+    config = {
+        "service.slack": "token: $slack-token\n",
+        "service.webhook.github": "headers:\n- name: Authorization\n  value: token $slack-token-2\n",
+        "service.webhook.backstage": "headers:\n- {name: Authorization, value: Bearer $slack-token}\n",
+        "template.x": "message: $slack-token",
+    }
+    assert services_using_key("slack-token", config, "service.webhook.backstage") == ["service.slack"]
+    assert services_using_key("backstage-token", config, "service.webhook.backstage") == []
