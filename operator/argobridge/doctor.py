@@ -238,6 +238,9 @@ def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
 def check_token(namespace: str, spec: BridgeSpec) -> tuple[list[Finding], str | None]:
     token = secrets.read_secret_key(namespace, spec.secret_name, spec.token_key)
     where = f"key {spec.token_key} of Secret {spec.secret_name}"
+    if token is None and secrets.secret_uid(namespace, spec.secret_name) is None:
+        fix = "Argo CD's install creates it (ArgoBridge never does): install or repair Argo CD's notifications"
+        return [problem("token", f"Secret {namespace}/{spec.secret_name} does not exist", fix)], None
     if token is None:
         return [problem("token", f"no token in {where}", "the operator generates it; is it running?")], None
     why = token_problem(token)
