@@ -291,3 +291,63 @@ def test_default_install_reads_secrets_and_configmaps_by_name_only(core, namespa
     assert _allowed(applying("Secret", SECRET)) == 403
     assert _allowed(applying("ConfigMap", CM)) == 403
     assert _allowed(lambda: api.create_namespaced_secret(namespace, {"metadata": {"name": "x"}})) == 403
+
+
+# --- the watch by name: what the operator follows, and how it resumes ------------------------------------
+
+
+def compact_etcd(control_plane: Any) -> None:
+    """Compact etcd at its current revision, as the apiserver does every few minutes: older versions are gone."""
+    import json
+    import urllib.request
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            control_plane.etcd_url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+    revision = post("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"]
+    post("/v3/kv/compaction", {"revision": revision, "physical": True})
+
+
+def test_name_watch_follows_only_its_name_and_lists_again_when_its_version_is_compacted(caplog, figures):
+    """On a control plane of its own without the watch cache, so that etcd's compaction makes the version
+    the watch would resume from unavailable, as a long-running operator meets it after a disconnection
+    (410 Gone through the watch cache; this apiserver, serving from etcd, ends the watch with an ERROR)."""
+    import logging
+    import threading
+
+    from argobridge.devcluster.controlplane import ControlPlane
+    from argobridge.kube.namewatch import NameWatch, WatchedName
+
+    caplog.set_level(logging.INFO, logger="argobridge.kube.namewatch")
+    with ControlPlane(watch_cache=False) as plane:
+        core = client.CoreV1Api(config.new_client_from_config(config_file=str(plane.kubeconfig)))
+        namespace = "argocd"
+        core.create_namespace({"metadata": {"name": namespace}})
+        install_argocd_objects(core, namespace)
+        seen: list[str] = []
+        stop = threading.Event()
+        watch = NameWatch(WatchedName("configmaps", CM, namespace), seen.append, stop, api=core)
+        watch.version = watch._relist(notify=False)  # the list at start; then the operator is cut off...
+        core.patch_namespaced_config_map(CM, namespace, {"data": {"while": "disconnected"}})
+        compact_etcd(plane)  # ...long enough for the version it resumes from to be compacted away
+        thread = threading.Thread(target=watch.run, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: seen, what="the change missed while cut off, found by a list again")
+            ended = [r.getMessage() for r in caplog.records if "listing again" in r.getMessage()]
+            assert ended, caplog.text
+            figures.append(f"name watch resuming from a compacted version: {ended[0]}")
+            assert seen == [namespace]
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": "unrelated"}, "data": {"a": "1"}})
+            core.patch_namespaced_config_map(CM, namespace, {"data": {"edited": "yes"}})
+            wait_for(lambda: len(seen) == 2, what="the change of argocd-notifications-cm")
+            assert seen == [namespace, namespace]  # the unrelated ConfigMap never reached the operator
+        finally:
+            stop.set()
+            watch.close()
+            thread.join(10)
+        assert not thread.is_alive(), "the watch stops with the operator"

@@ -44,8 +44,7 @@ class WatchedName:
     namespace: str | None = None
 
 
-def _list_call(target: WatchedName) -> Callable[..., Any]:
-    api = core_v1()
+def _list_call(target: WatchedName, api: Any) -> Callable[..., Any]:
     singular = {"secrets": "secret", "configmaps": "config_map"}[target.plural]
     if target.namespace is None:
         return getattr(api, f"list_{singular}_for_all_namespaces")  # type: ignore[no-any-return]
@@ -56,15 +55,19 @@ def _list_call(target: WatchedName) -> Callable[..., Any]:
 class NameWatch:
     """List and watch one name; call `on_change(namespace)` when that object changes in a namespace."""
 
-    def __init__(self, target: WatchedName, on_change: Callable[[str], None], stop: threading.Event) -> None:
+    def __init__(
+        self, target: WatchedName, on_change: Callable[[str], None], stop: threading.Event, api: Any = None
+    ) -> None:
         self.target, self.on_change, self.stop = target, on_change, stop
+        self._api = api  # a CoreV1Api; None: the operator's shared client
+        self._listed = False  # the first list only records what exists: kopf's resume reconciles at start
         self._versions: dict[str, str] = {}  # namespace -> the object's resourceVersion
         self.version: str | None = None  # where a watch resumes; None: list first
         self._response: Any = None
         self._lock = threading.Lock()
 
     def _request(self, **kwargs: Any) -> Any:
-        return _list_call(self.target)(
+        return _list_call(self.target, self._api or core_v1())(
             field_selector=f"metadata.name={self.target.name}", _preload_content=False, **kwargs
         )
 
@@ -78,6 +81,7 @@ class NameWatch:
         }
         changed = {ns for ns in versions.keys() | self._versions.keys() if versions.get(ns) != self._versions.get(ns)}
         self._versions = versions
+        self._listed = True
         if notify:
             for namespace in sorted(changed):
                 self.on_change(namespace)
@@ -102,13 +106,7 @@ class NameWatch:
                 kind, obj = event.get("type"), event.get("object") or {}
                 metadata = obj.get("metadata") or {}
                 if kind == "ERROR":  # 410 Gone: the version is too old to resume from
-                    log.info(
-                        "Watch of %s %s ended (%s); listing again",
-                        self.target.plural,
-                        self.target.name,
-                        obj.get("code"),
-                    )
-                    self.version = None
+                    self._list_again(obj.get("code"))
                     return
                 self.version = str(metadata.get("resourceVersion") or self.version)
                 if kind == "BOOKMARK":
@@ -126,18 +124,18 @@ class NameWatch:
 
     def run(self) -> None:
         """Until `stop`: list once, then watch and resume; relist on 410 or an error, with backoff."""
-        first, backoff = True, 1.0
+        backoff = 1.0
         while not self.stop.is_set():
             try:
                 if self.version is None:
-                    self.version = self._relist(notify=not first)
-                    first = False
+                    self.version = self._relist(notify=self._listed)
                 self._watch()
                 backoff = 1.0
             except ApiException as error:
-                self.version = None
                 if error.status == 410:
+                    self._list_again(410)
                     continue
+                self.version = None
                 self._pause(backoff, f"HTTP {error.status} {error.reason}")
                 backoff = min(backoff * 2, MAX_BACKOFF)
             except Exception as error:  # connection reset, timeout, a stop that closed the stream
@@ -145,6 +143,10 @@ class NameWatch:
                     return
                 self._pause(backoff, type(error).__name__)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _list_again(self, code: object) -> None:
+        log.info("Watch of %s %s ended (%s); listing again", self.target.plural, self.target.name, code)
+        self.version = None
 
     def _pause(self, seconds: float, why: str) -> None:
         # The reason only: an exception's text may echo a response, and a response here may be a Secret.
