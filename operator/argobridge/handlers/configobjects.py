@@ -64,7 +64,7 @@ def stop_name_watches(memo: kopf.Memo, **_: Any) -> None:
         watches.close()
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=5, **SHARD)
+@kopf.daemon(*RESOURCE, cancellation_backoff=2, cancellation_timeout=5, **SHARD)
 async def follow_config_objects(namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """While the bridge exists: when a watched ConfigMap or Secret of its namespace changes, reconcile it.
 
