@@ -199,6 +199,33 @@ def test_namespaced_install_gets_the_mirror_secret_in_backstages_namespace() -> 
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]}]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [[], ["--set", "watchNamespaces={argocd}"], ["--set", "rbac.caBundleSecrets={backstage-ca}"]],
+    ids=["default", "namespaced", "ca-bundle"],
+)
+def test_secrets_and_configmaps_are_granted_by_name_only(values: list[str]) -> None:
+    docs = documents(render_chart(*values))
+    rules = [
+        rule
+        for doc in docs
+        if doc["kind"] in {"Role", "ClusterRole"} and not doc["metadata"]["name"].endswith("-backstage")
+        for rule in doc["rules"]
+        if {"secrets", "configmaps"} & set(rule["resources"])
+    ]
+    assert rules and all(rule.get("resourceNames") for rule in rules), rules
+    names = {name for rule in rules for name in rule["resourceNames"]}
+    expected = {
+        "argocd-notifications-cm",
+        "argocd-cm",
+        "argocd-notifications-secret",
+        "argocd-notifications-secret-argobridge",
+    }
+    assert names == expected | ({"backstage-ca"} if "rbac.caBundleSecrets={backstage-ca}" in values else set())
+    creates = [rule for rule in rules if "create" in rule["verbs"]]
+    assert all(rule["resourceNames"] == ["argocd-notifications-secret-argobridge"] for rule in creates), creates
+
+
 def test_namespaced_install_grants_nothing_cluster_wide() -> None:
     docs = documents(render_chart("--set", "watchNamespaces={argocd,apps}"))
     assert sorted(role["metadata"]["namespace"] for role in of_kind(docs, "Role")) == ["apps", "argocd"]
