@@ -8,7 +8,8 @@ chart grants exactly these names and nothing else.
 
 One thread per (kind, name, namespace-or-cluster) lists, then watches from the list's resourceVersion,
 resumes from the last resourceVersion seen, relists on 410 Gone, and backs off on errors. A change
-reports the object's namespace to `on_change`; nothing of the object (a Secret's data) is kept.
+reports the object's namespace to `on_change`. Only metadata is asked for (PartialObjectMetadata), so a
+Secret's data never reaches the operator through a watch.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = WATCH_SECONDS + 30.0
 LIST_TIMEOUT = 60.0
 MAX_BACKOFF = 30.0
+# Metadata only: a Secret's data never crosses the wire to the operator for a watch that needs none of it.
+LIST_METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+WATCH_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class NameWatch:
 
     def _relist(self, notify: bool) -> str:
         """List by name; report namespaces whose object changed since the last list; the list's version."""
-        raw = self._request(_request_timeout=(CONNECT_TIMEOUT, LIST_TIMEOUT))
+        raw = self._request(_request_timeout=(CONNECT_TIMEOUT, LIST_TIMEOUT), _headers={"Accept": LIST_METADATA})
         body = json.loads(raw.data)
         versions = {
             str(item["metadata"]["namespace"]): str(item["metadata"].get("resourceVersion"))
@@ -95,6 +99,7 @@ class NameWatch:
             allow_watch_bookmarks=True,
             timeout_seconds=WATCH_SECONDS,
             _request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            _headers={"Accept": WATCH_METADATA},
         )
         with self._lock:
             self._response = response
