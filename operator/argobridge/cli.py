@@ -53,29 +53,46 @@ def render_command(path: str, argocd_url: str | None) -> int:
 def run_command(namespaces: Sequence[str], liveness: str | None, leader_election: bool, debug: bool = False) -> int:
     """Run the operator until interrupted: every bridge in the cluster, or in the given namespaces.
 
-    With leader election, wait for the Lease first; a leader that loses it stops and exits non-zero,
-    so Kubernetes restarts it as a standby.
+    With leader election, serve the health endpoint as a standby and wait for the Lease first; every
+    write then passes the Lease's write guard, and a leader that cannot renew in time stops and exits
+    non-zero, so Kubernetes restarts it as a standby.
     """
     import os
+    import signal
     import socket
     import threading
 
-    from argobridge.operator_main import run_operator
+    from argobridge.operator_main import configure_logging, run_operator
+    from argobridge.settings import Settings
 
     if not leader_election:
         run_operator(namespaces=namespaces, liveness_endpoint=liveness, debug=debug)
         return 0
-    from argobridge.leader import LeaderElector
+    from argobridge.kube.client import WRITE_GUARD
+    from argobridge.leader import LeaderElector, StandbyHealth, exit_if_stuck
 
+    configure_logging(Settings.from_env(), debug=debug)
+    namespace = os.environ.get("POD_NAMESPACE", "default")
+    name = os.environ.get("ARGOBRIDGE_LEASE_NAME", "argobridge")
+    # Closes the write guard at once: nothing is written before this replica has taken the Lease.
     elector = LeaderElector(
-        namespace=os.environ.get("POD_NAMESPACE", "default"),
-        name=os.environ.get("ARGOBRIDGE_LEASE_NAME", "argobridge"),
+        namespace=namespace,
+        name=name,
         identity=os.environ.get("POD_ID") or socket.gethostname(),
         duration=int(os.environ.get("ARGOBRIDGE_LEASE_SECONDS", "15")),
+        guard=WRITE_GUARD,
     )
-    elector.acquire()
     stop = threading.Event()
+    # A standby asked to stop (a rollout, a scale-down) has nothing to hand over: exit 0 at once.
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with StandbyHealth(liveness, f"{namespace}/{name}"):
+            if not elector.acquire(stop):
+                return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     elector.keep_renewing(on_lost=stop)
+    exit_if_stuck(elector.lost, grace=max(30.0, elector.timing.duration * 2))
     try:
         run_operator(namespaces=namespaces, liveness_endpoint=liveness, stop_flag=stop, debug=debug)
     finally:

@@ -7,8 +7,10 @@ import logging
 import threading
 from collections.abc import Sequence
 
+import aiohttp
 import kopf
 
+from argobridge.kube.client import WRITE_GUARD, user_agent
 from argobridge.settings import Settings
 
 
@@ -19,6 +21,37 @@ def configure_logging(settings: Settings, debug: bool = False) -> None:
     # The API client logs request bodies at DEBUG, which would include Secret data: keep it quiet.
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def kopf_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+    """kopf's HTTP session for these credentials, with every write behind the Lease's write guard.
+
+    kopf writes on its own (finalizers, progress and last-handled annotations, Events, patches of
+    handler results); a leader resumed after its Lease expired must not make kopf write either, and
+    kopf has no hook of its own for that. The guard runs as an aiohttp middleware, the last step
+    before a request is sent. Needs a running event loop (the login handler is async).
+    """
+
+    async def refuse_unless_leading(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        WRITE_GUARD.check(request.method)
+        return await handler(request)
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers={**info.as_http_headers(), "User-Agent": user_agent()},
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+        middlewares=(refuse_unless_leading,),
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        priority=info.priority,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
 
 
 def run_operator(
