@@ -140,17 +140,21 @@ class GuardedApiClient(client.ApiClient):
         return super().call_api(method, url, header_params, body, post_params, _request_timeout)
 
 
+def with_deadlines(configuration: client.Configuration) -> client.Configuration:
+    """The configuration with retries that keep a deadline a deadline: urllib3 retries a timed-out GET
+    three times by default, which would multiply it by four; one retry of a failed connect is kept
+    (a Service VIP blip), none of a request already sent."""
+    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
+    return configuration
+
+
 def _configuration() -> client.Configuration:
     try:
         config.load_incluster_config()
     except ConfigException:
         # KUBECONFIG is read now, not at import time (the client's default is frozen at import).
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
-    configuration = client.Configuration.get_default_copy()
-    # urllib3 retries a timed-out GET three times by default, which would multiply every deadline by
-    # four; one retry of a failed connect is kept (a Service VIP blip), none of a request already sent.
-    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
-    return configuration
+    return with_deadlines(client.Configuration.get_default_copy())
 
 
 @cache
