@@ -71,7 +71,13 @@ def run_command(namespaces: Sequence[str], liveness: str | None, leader_election
     from argobridge.kube.client import WRITE_GUARD
     from argobridge.leader import LeaderElector, StandbyHealth, exit_if_stuck
 
-    configure_logging(Settings.from_env(), debug=debug)
+    settings = Settings.from_env()
+    configure_logging(settings, debug=debug)
+    # A standby is a scrape target too (the chart's Service selects every replica): serve metrics now,
+    # not only once kopf starts, or every standby would be a target that is down.
+    from argobridge.handlers.startup import _serve_metrics_once
+
+    _serve_metrics_once(settings.metrics_port)
     namespace = os.environ.get("POD_NAMESPACE", "default")
     name = os.environ.get("ARGOBRIDGE_LEASE_NAME", "argobridge")
     # Closes the write guard at once: nothing is written before this replica has taken the Lease.
