@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import aiohttp
 import kopf
 
-from argobridge.kube.client import WRITE_GUARD, user_agent
+from argobridge.kube.client import WRITE_GUARD, WriteGuard, user_agent
 from argobridge.settings import Settings
 
 
@@ -23,7 +23,7 @@ def configure_logging(settings: Settings, debug: bool = False) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-def kopf_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+def kopf_session(info: kopf.ConnectionInfo, guard: WriteGuard = WRITE_GUARD) -> kopf.AiohttpSession:
     """kopf's HTTP session for these credentials, with every write behind the Lease's write guard.
 
     kopf writes on its own (finalizers, progress and last-handled annotations, Events, patches of
@@ -35,7 +35,7 @@ def kopf_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
     async def refuse_unless_leading(
         request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        WRITE_GUARD.check(request.method)
+        guard.check(request.method)
         return await handler(request)
 
     session = aiohttp.ClientSession(

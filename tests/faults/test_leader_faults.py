@@ -297,6 +297,45 @@ class FakeHungApiserver:
             connection.close()
 
 
+def test_kopfs_own_writes_pass_the_same_guard_and_are_refused_before_a_connection_is_made() -> None:
+    import asyncio
+
+    import aiohttp
+    import kopf
+
+    from argobridge.operator_main import kopf_session
+
+    server = FakeHungApiserver()
+    guard = WriteGuard()
+    guard.require_lease(renew_deadline=10)
+    base = f"http://127.0.0.1:{server.port}/api/v1/namespaces/argocd/configmaps/x"
+
+    async def attempts() -> tuple[BaseException | None, int, BaseException | None]:
+        session = kopf_session(kopf.ConnectionInfo(server=f"http://127.0.0.1:{server.port}"), guard).aiohttp_session
+        refused: BaseException | None = None
+        read_error: BaseException | None = None
+        async with session:
+            try:
+                await session.patch(base, json={"metadata": {"finalizers": ["argobridge.io/finalizer"]}})
+            except LeaseNotHeld as error:
+                refused = error
+            connections_after_patch = len(server.connections)
+            try:
+                await session.get(base, timeout=aiohttp.ClientTimeout(total=1))
+            except TimeoutError as error:
+                read_error = error
+        return refused, connections_after_patch, read_error
+
+    try:
+        refused, connections_after_patch, read_error = asyncio.run(attempts())
+    finally:
+        server.close()
+    assert isinstance(refused, LeaseNotHeld), "kopf's PATCH (a finalizer) was not refused"
+    assert connections_after_patch == 0, "the refused write opened a connection"
+    # Reads are not guarded: the GET went out and timed out on the hung server.
+    assert isinstance(read_error, TimeoutError)
+
+
 def calls_in_threads(calls: dict[str, Any], limit: float) -> dict[str, tuple[BaseException | None, float]]:
     """Run each call at once in a thread of its own; the error each ended with and how long it took.
     A call still running after `limit` seconds is a hang, which is the bug this file exists to catch."""

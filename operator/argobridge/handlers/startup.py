@@ -46,11 +46,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     logging.getLogger("kopf.objects").addFilter(_quiet_per_object_success)
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
-    # kopf's own calls (patches, Events, the initial LIST) default to 5 minutes each, retried with
-    # backoffs adding up to minutes more: a hung apiserver would stall handlers for that long.
+    # kopf's own calls (patches, Events, each page of a LIST) default to 5 minutes each, retried 8
+    # times: a hung apiserver would stall an object's handlers for most of an hour.
     settings.networking.connect_timeout = 3
-    settings.networking.request_timeout = 60
-    settings.networking.error_backoffs = [1, 2, 4]
+    settings.networking.request_timeout = 30
+    settings.networking.error_backoffs = [1, 2, 4, 8]
     _serve_metrics_once(Settings.from_env().metrics_port)
 
 
