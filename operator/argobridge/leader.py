@@ -57,7 +57,7 @@ class LeaderElector:
 
     def leads(self) -> bool:
         """Whether this replica may still write: its last renewal started within the renew deadline."""
-        return may_write(self._confirmed_at, lease_clock(), self.timing.renew_deadline)
+        return not self.lost.is_set() and may_write(self._confirmed_at, lease_clock(), self.timing.renew_deadline)
 
     def _confirm(self, started: float) -> bool:
         self._confirmed_at = started
@@ -122,7 +122,8 @@ class LeaderElector:
         holds the Lease, close the write guard and set `on_lost`."""
 
         def renew() -> None:
-            while True:
+            next_at = (self._confirmed_at or lease_clock()) + self.timing.retry_period
+            while not self._stop.wait(max(0.0, next_at - lease_clock())):
                 started = lease_clock()
                 if not self.leads():
                     ago = started - (self._confirmed_at or started)
@@ -136,12 +137,17 @@ class LeaderElector:
                     break
                 try:
                     if not self.try_acquire():
-                        log.error("Lease %s/%s was taken by another replica; stopping", self.namespace, self.name)
-                        break
+                        holder = self._observed[0] if self._observed else ""
+                        if holder not in ("", self.identity):
+                            log.error("Lease %s/%s was taken by %s; stopping", self.namespace, self.name, holder)
+                            break
+                        # A 409 on a Lease we held a moment ago: the next attempt reads it again.
+                        log.warning("Lease %s/%s changed while renewing; retrying", self.namespace, self.name)
                 except Exception as error:
                     log.warning("Could not renew Lease %s/%s: %s", self.namespace, self.name, type(error).__name__)
-                if self._stop.wait(max(0.0, started + self.timing.retry_period - lease_clock())):
-                    return
+                next_at = started + self.timing.retry_period
+            else:
+                return  # stopped by release()
             self.guard.revoke()
             self.lost.set()
             on_lost.set()
