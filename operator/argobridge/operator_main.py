@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 import kopf
@@ -70,13 +72,43 @@ def run_operator(
     # namespaces and CRDs would need to list both cluster-wide, so it is off in that mode (an
     # Application CRD installed later is then picked up at the operator's next restart).
     settings.scanning.disabled = bool(namespaces)
-    kopf.run(
-        settings=settings,
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        liveness_endpoint=liveness_endpoint,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        loop=asyncio.new_event_loop() if threading.current_thread() is not threading.main_thread() else None,
-    )
+
+    async def operate() -> None:
+        await kopf.operator(
+            settings=settings,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            liveness_endpoint=liveness_endpoint,
+            stop_flag=_loop_flag(stop_flag),
+            ready_flag=ready_flag,
+        )
+
+    # A loop of its own in any thread (tests and the demo run the operator in one), as kopf.run would.
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(operate())
+
+
+def _loop_flag(stop_flag: threading.Event | None) -> Any:
+    """`stop_flag` as an asyncio future of the running loop, set from a daemon thread of our own.
+
+    Given a threading.Event, kopf waits for it in the loop's executor, and the loop cannot close while
+    that thread waits: a SIGTERM stopped kopf but the process never exited (and never released the
+    Lease) until the kubelet killed it.
+    """
+    if stop_flag is None:
+        return None
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    def relay() -> None:
+        stop_flag.wait()
+        with contextlib.suppress(RuntimeError):  # the loop is closed already: nothing left to stop
+            loop.call_soon_threadsafe(resolve)
+
+    threading.Thread(target=relay, name="stop-flag-relay", daemon=True).start()
+    return future

@@ -19,7 +19,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.devcluster.argocd_engine import argocd_crd_documents
+from argobridge.devcluster.chart import render_chart
 from argobridge.devcluster.controlplane import ControlPlane, free_port
 from argobridge.kube import client as kube_client
 from argobridge.kube.client import GuardedApiClient, LeaseNotHeld, WriteGuard
@@ -80,19 +81,22 @@ def audited_plane() -> Iterator[Plane]:
 
 @dataclass
 class Replica:
-    """One `argobridge run --leader-election` process, as the chart's Deployment starts it."""
+    """One `argobridge run --leader-election` process, started the way the kubelet starts the container."""
 
     identity: str
-    kubeconfig: Path
+    args: list[str]
+    env: dict[str, str]
     log: Path
-    health_port: int = field(default_factory=free_port)
+    health_port: int
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Replica:
+    @classmethod
+    def sharded(cls, identity: str, kubeconfig: Path, log: Path) -> Replica:
+        """A replica serving this file's shard, on its own Lease and health port."""
+        port = free_port()
         env = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "POD_ID": self.identity,
+            "KUBECONFIG": str(kubeconfig),
+            "POD_ID": identity,
             "POD_NAMESPACE": NAMESPACE,
             "ARGOBRIDGE_LEASE_NAME": LEASE,
             "ARGOBRIDGE_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -101,10 +105,31 @@ class Replica:
             "ARGOBRIDGE_LOG_FORMAT": "plain",
             "ARGOBRIDGE_RESYNC_SECONDS": "3",
         }
-        args = [sys.executable, "-m", "argobridge.cli", "run", "--leader-election", "-n", NAMESPACE]
-        args.append(f"--liveness=http://127.0.0.1:{self.health_port}/healthz")
+        args = ["run", "--leader-election", "-n", NAMESPACE, f"--liveness=http://127.0.0.1:{port}/healthz"]
+        return cls(identity, args, env, log, port)
+
+    @classmethod
+    def from_chart(cls, deployment: dict[str, Any], pod: str, kubeconfig: Path, log: Path) -> Replica:
+        """The chart's operator container as pod `pod`: its args, its env (fieldRefs resolved)."""
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {"KUBECONFIG": str(kubeconfig)}
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            else:
+                path = item["valueFrom"]["fieldRef"]["fieldPath"]
+                env[item["name"]] = {"metadata.name": pod, "metadata.namespace": NAMESPACE}[path]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        return cls(pod, list(container["args"]), env, log, ports["health"])
+
+    def start(self) -> Replica:
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "argobridge.cli", *self.args],
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     @property
@@ -112,10 +137,10 @@ class Replica:
         assert self.process is not None
         return self.process.pid
 
-    def health(self) -> tuple[int, str] | None:
+    def health(self, path: str = "/healthz") -> tuple[int, str] | None:
         """The health endpoint's status and body, or None while nothing answers."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}{path}", timeout=2) as response:
                 return response.status, response.read().decode()
         except OSError:
             return None
@@ -139,9 +164,9 @@ class Replica:
         return self.process.returncode
 
 
-def lease_holder(admin: client.ApiClient) -> str | None:
+def lease_holder(admin: client.ApiClient, name: str = LEASE) -> str | None:
     try:
-        lease = client.CoordinationV1Api(admin).read_namespaced_lease(LEASE, NAMESPACE)
+        lease = client.CoordinationV1Api(admin).read_namespaced_lease(name, NAMESPACE)
     except ApiException as error:
         if error.status == 404:
             return None
@@ -208,8 +233,8 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_after_the_standby_takes_o
             "spec": {"backstage": {"url": "http://127.0.0.1:9"}},
         },
     )
-    first = Replica("replica-a", plane.kubeconfig, tmp_path / "replica-a.log").start()
-    second = Replica("replica-b", plane.kubeconfig, tmp_path / "replica-b.log")
+    first = Replica.sharded("replica-a", plane.kubeconfig, tmp_path / "replica-a.log").start()
+    second = Replica.sharded("replica-b", plane.kubeconfig, tmp_path / "replica-b.log")
     try:
         wait_for(lambda: first.alive() and lease_holder(admin) == "replica-a", timeout=60, what="replica-a leads")
         second.start()
@@ -258,6 +283,64 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_after_the_standby_takes_o
         f"{refused} writes refused by the resumed leader, exit code {code} {exited:.1f}s after SIGCONT; "
         f"{edits} spec edits"
     )
+
+
+def test_a_rolling_update_of_the_chart_completes_because_the_new_pod_is_ready_as_a_standby(
+    audited_plane: Plane, tmp_path: Path
+) -> None:
+    admin = audited_plane.admin
+
+    def rendered(health_port: int) -> dict[str, Any]:
+        text = render_chart(
+            *("--set", "leaderElection.enabled=true", "--set", "replicaCount=2"),
+            *("--set", f"watchNamespaces={{{NAMESPACE}}}", "--set", f"health.port={health_port}"),
+            *("--set", "metrics.enabled=false", "--set", "operator.logFormat=plain"),
+            *("--set", f"leaderElection.leaseDurationSeconds={LEASE_SECONDS}"),
+            namespace=NAMESPACE,
+        )
+        return next(d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment")
+
+    # Two revisions of the Deployment, as an upgrade makes them (a port of their own each: one machine).
+    old_revision, new_revision = rendered(free_port()), rendered(free_port())
+    assert new_revision["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    container = new_revision["spec"]["template"]["spec"]["containers"][0]
+    lease = next(e["value"] for e in container["env"] if e["name"] == "ARGOBRIDGE_LEASE_NAME")
+    probes = {kind: container[kind]["httpGet"] for kind in ("livenessProbe", "readinessProbe")}
+    assert {probe["port"] for probe in probes.values()} == {"health"}
+    old = Replica.from_chart(
+        old_revision, "argobridge-7d9f8c6b5-old01", audited_plane.plane.kubeconfig, tmp_path / "old.log"
+    )
+    new = Replica.from_chart(
+        new_revision, "argobridge-5c4b7f9d8-new01", audited_plane.plane.kubeconfig, tmp_path / "new.log"
+    )
+    try:
+        old.start()
+        wait_for(
+            lambda: old.alive() and lease_holder(admin, lease) == old.identity, timeout=60, what="the old pod leads"
+        )
+        new.start()
+        # What the kubelet asks the new pod: alive and Ready while the old pod still holds the Lease.
+        for kind, probe in probes.items():
+            answer = wait_for(lambda p=probe: new.alive() and new.health(p["path"]), timeout=60, what=f"new pod {kind}")
+            assert answer[0] == 200, (kind, answer)
+        assert lease_holder(admin, lease) == old.identity
+        # Ready, so with maxUnavailable 0 the Deployment controller may now stop an old pod (SIGTERM).
+        assert old.process is not None
+        old.process.terminate()
+        stopped = time.monotonic()
+        assert old.process.wait(timeout=60) == 0, old.log.read_text()[-3000:]
+        wait_for(lambda: lease_holder(admin, lease) == new.identity, timeout=30, what="the new pod leads")
+        handed_over = time.monotonic() - stopped
+        for kind, probe in probes.items():
+            answer = wait_for(lambda p=probe: new.alive() and new.health(p["path"]), timeout=60, what=f"leader {kind}")
+            assert answer[0] == 200, (kind, answer)
+    finally:
+        old.stop()
+        new.stop()
+    FIGURES.append(f"chart rollout: the new pod led {handed_over:.1f}s after the old pod got SIGTERM")
 
 
 def test_a_replica_that_does_not_lead_refuses_writes_before_they_are_sent(audited_plane: Plane) -> None:
