@@ -36,7 +36,7 @@ RECONCILE_SECONDS = Histogram(
 )
 ERRORS = Counter(
     "argobridge_reconcile_errors_total",
-    "Reconciles that left a condition False or Unknown, or a handler failed, by reason (InvalidSpec, ApiError, InternalError, ...).",
+    "Reconciles that left a condition False or Unknown, and failed handlers, by reason (InvalidSpec, InternalError...).",
     [*_BRIDGE, "reason"],
     registry=REGISTRY,
 )
