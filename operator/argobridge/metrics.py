@@ -36,7 +36,7 @@ RECONCILE_SECONDS = Histogram(
 )
 ERRORS = Counter(
     "argobridge_reconcile_errors_total",
-    "Reconciles that left a condition False or Unknown, and failed handlers, by reason (InvalidSpec, InternalError...).",
+    "Reconciles leaving a condition False or Unknown, and failed handlers, by reason (InvalidSpec, ...).",
     [*_BRIDGE, "reason"],
     registry=REGISTRY,
 )
