@@ -28,7 +28,9 @@ def where_raised(error: BaseException) -> str:
         return "an unknown place"
     frame = (ours or frames)[-1]
     parts = PurePath(frame.filename).with_suffix("").parts
-    module = ".".join(parts[parts.index("argobridge") :]) if "argobridge" in parts else parts[-1]
+    # The package is the last directory of that name (a checkout may live under another "argobridge").
+    start = len(parts) - 1 - parts[::-1].index("argobridge") if "argobridge" in parts else len(parts) - 1
+    module = ".".join(parts[start:])
     return f"{module}.{frame.name} line {frame.lineno}"
 
 

@@ -273,6 +273,11 @@ def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileRe
         report.conditions.append(Condition(TOKEN_MIRRORED, False, "ApiError", message))
         report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
         return token
+    except Exception as error:  # a bug in rotation must not hold Argo CD's configuration back
+        reason, message = describe_failure(error, "Token mirror or rotation")
+        report.conditions.append(Condition(TOKEN_MIRRORED, False, reason, message))
+        report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
+        return token
 
 
 def _changed(status: Mapping[str, Any], condition: Condition) -> bool:
