@@ -155,6 +155,8 @@ def test_ca_bundle_secret_that_is_missing_is_CABundleMissing_and_the_config_is_s
     assert "nowhere" in reachable["message"]
     wait_ready(custom, namespace)
     assert cm_data(core, namespace) == expected_keys(namespace, **spec)
+    wait_event(core, namespace, "CABundleMissing")
+    assert_no_part_of(token_of(core, namespace), visible_texts(core, custom, namespace))
 
 
 @pytest.mark.usefixtures("operator", "argocd_crds")
@@ -168,6 +170,8 @@ def test_unreachable_backstage_and_catalog_never_block_the_configuration(core, c
     assert "did not answer" in entities["message"]
     wait_ready(custom, namespace)
     assert cm_data(core, namespace) == expected_keys(namespace, **spec)
+    wait_event(core, namespace, "Unreachable")
+    assert_no_part_of(token_of(core, namespace), visible_texts(core, custom, namespace))
 
 
 @pytest.mark.usefixtures("operator", "argocd_crds")
@@ -193,7 +197,7 @@ NON_ASCII_TOKEN = "Kq7Wv9ümRtX€Zx93Lp0vR2Yh"
 
 @pytest.mark.usefixtures("operator")
 def test_token_with_a_non_ascii_character_is_InvalidToken_and_leaves_no_character_of_it_anywhere(
-    core, custom, namespace
+    core, custom, namespace, caplog
 ):
     foreign = {"service.slack": "token: $slack-token\n", "template.mine": "message: hello\n"}
     core.create_namespaced_config_map(namespace, {"metadata": {"name": CM}, "data": foreign})
@@ -208,7 +212,8 @@ def test_token_with_a_non_ascii_character_is_InvalidToken_and_leaves_no_characte
     assert condition(get_bridge(custom, namespace), "ConfigApplied")["reason"] == "WaitingForToken"
     assert cm_data(core, namespace) == foreign, "Argo CD's configuration is left as it was"
     wait_event(core, namespace, "InvalidToken")
-    texts = visible_texts(core, custom, namespace)
+    assert caplog.records, "the operator's log is captured"
+    texts = [*visible_texts(core, custom, namespace), caplog.text]
     assert_no_part_of(NON_ASCII_TOKEN, texts)
     for character in "ü€":
         escaped = (character, json.dumps(character)[1:-1], repr(character.encode())[2:-1], f"\\x{ord(character):x}")
@@ -283,7 +288,7 @@ def test_kubernetes_api_refusing_connections_is_a_safe_temporary_error_and_the_b
 
 @pytest.mark.usefixtures("operator")
 def test_unforeseen_exception_is_InternalError_with_type_and_place_only_and_ready_goes_false(
-    core, custom, namespace, monkeypatch
+    core, custom, namespace, monkeypatch, caplog
 ):
     import argobridge.reconcile as reconcile
 
@@ -305,7 +310,8 @@ def test_unforeseen_exception_is_InternalError_with_type_and_place_only_and_read
     assert (ready["status"], ready["reason"]) == ("False", "InternalError"), "no stale Ready=True"
     assert "UnicodeEncodeError" in wait_event(core, namespace, "InternalError")
     wait_for(lambda: error_count(namespace, "InternalError") > before, what="the errors metric")
-    assert_no_part_of(token, visible_texts(core, custom, namespace))
+    assert "Traceback (frames only)" in caplog.text and "FakeBugInApply" in caplog.text, "the log has the frames"
+    assert_no_part_of(token, [*visible_texts(core, custom, namespace), caplog.text])
 
     monkeypatch.undo()
     body = wait_ready(custom, namespace)
