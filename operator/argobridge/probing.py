@@ -48,6 +48,10 @@ class CaBundleProblem(Exception):
     reason = "CABundleInvalid"
 
 
+class CaBundleInvalid(CaBundleProblem):
+    """The CA bundle holds nothing Python's ssl module can load as a certificate (not PEM, or broken)."""
+
+
 class CaBundleMissing(CaBundleProblem):
     """The CA bundle Secret or key named in spec.backstage.caBundle does not exist."""
 
@@ -65,7 +69,7 @@ def verify_for(namespace: str, spec: BridgeSpec) -> Verify:
 
     Raises CaBundleProblem only, so a bad bundle is a condition and never stops the configuration.
     """
-    pem = None
+    pem, where = None, ""
     if spec.ca_bundle is not None:
         where = f"key {spec.ca_bundle.key} of Secret {spec.ca_bundle.secret_name}"
         try:
@@ -86,7 +90,7 @@ def verify_for(namespace: str, spec: BridgeSpec) -> Verify:
     try:
         return backstage_client.tls_verify(pem, spec.insecure_skip_verify)
     except backstage_client.InvalidCaBundle as error:
-        raise CaBundleProblem(
+        raise CaBundleInvalid(
             f"spec.backstage.caBundle names {where}, which holds no certificate that can be loaded ({error});"
             " put Backstage's CA certificate there in PEM form (-----BEGIN CERTIFICATE----- ...)"
         ) from None
