@@ -18,7 +18,7 @@ from argobridge.core.probe import LEGACY_NOTIFICATIONS_PATH, ProbeResult, probe_
 from argobridge.core.spec import SpecError, parse_bridge_spec
 from argobridge.core.token import token_problem
 from argobridge.kube import bridges, secrets
-from argobridge.kube.errors import KubeError
+from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError, transport_message
 from argobridge.probing import CaBundleProblem, verify_for
 
 TEST_TOPIC = "argobridge.test"
@@ -88,6 +88,8 @@ def send_test(namespace: str, name: str, entity_ref: str | None) -> SendOutcome:
         verify = verify_for(namespace, spec)
     except (SpecError, KubeError, CaBundleProblem) as error:
         return SendOutcome(False, [str(error)])
+    except TRANSPORT_ERRORS as error:
+        return SendOutcome(False, [transport_message(error)])
     if token is None:
         return SendOutcome(
             False,
