@@ -26,7 +26,7 @@ from argobridge.core.appcheck import (
     missing_entities,
     refs_to_check,
 )
-from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
+from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition, status_word
 from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
 from argobridge.core.probe import entities_condition, probe_due
 from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
@@ -41,8 +41,9 @@ from argobridge.core.spec import (
 )
 from argobridge.core.status import Notice, ReconcileReport, build_status, config_hash, status_patch
 from argobridge.core.token import generate_token, token_problem
+from argobridge.failures import describe_failure
 from argobridge.kube import argocd, bridges, configmaps, secrets
-from argobridge.kube.errors import KubeError
+from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError
 from argobridge.settings import Settings
 from argobridge.token_rotation import TOKEN_MIRRORED, rotate_token
 
@@ -178,7 +179,7 @@ def _catalog(
         else:
             try:
                 verify = probing.verify_for(bridge.namespace, spec)
-            except probing.CaBundleMissing as error:
+            except probing.CaBundleProblem as error:
                 answer = CatalogAnswer(unavailable=str(error))
             else:
                 answer = backstage_client.check_entities(spec.backstage_url, token, refs, verify=verify)
@@ -266,9 +267,15 @@ def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileRe
         if mirrored and not mirrored[-1].status and not _changed(bridge.status, mirrored[-1]):
             report.notices = [n for n in report.notices if n.reason != mirrored[-1].reason]
         return rotated
-    except KubeError as error:
-        message = f"Token mirror or rotation failed: {error}; check ArgoBridge's RBAC for that Secret and Deployment"
+    except (KubeError, *TRANSPORT_ERRORS) as error:
+        failure = error if isinstance(error, KubeError) else KubeError("talking to the Kubernetes API", error)
+        message = f"Token mirror or rotation failed: {failure}; check ArgoBridge's RBAC for that Secret and Deployment"
         report.conditions.append(Condition(TOKEN_MIRRORED, False, "ApiError", message))
+        report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
+        return token
+    except Exception as error:  # a bug in rotation must not hold Argo CD's configuration back
+        reason, message = describe_failure(error, "Token mirror or rotation")
+        report.conditions.append(Condition(TOKEN_MIRRORED, False, reason, message))
         report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
         return token
 
@@ -277,10 +284,7 @@ def _changed(status: Mapping[str, Any], condition: Condition) -> bool:
     """Whether a condition's status or reason differs from what the bridge's status says now."""
     for item in status.get("conditions") or []:
         if item.get("type") == condition.type:
-            return bool(
-                item.get("status") != ("True" if condition.status else "False")
-                or item.get("reason") != condition.reason
-            )
+            return bool(item.get("status") != status_word(condition.status) or item.get("reason") != condition.reason)
     return True
 
 
@@ -348,8 +352,25 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
     except KubeError as error:
         report.conditions.append(Condition(CONFIG_APPLIED, False, "ApiError", str(error)))
         report.notices.append(Notice("Warning", "ApiError", str(error)))
+    except Exception as error:  # last resort: a reconcile ends in a truthful condition, never a crash
+        _failed(report, *describe_failure(error, f"Reconciling BackstageBridge {bridge.namespace}/{bridge.name}"))
     _write_status(bridge, report)
     return report
+
+
+def _failed(report: ReconcileReport, reason: str, message: str) -> None:
+    """ConfigApplied False (so Ready goes False too) and a Warning, replacing any ConfigApplied so far."""
+    report.conditions = [c for c in report.conditions if c.type != CONFIG_APPLIED]
+    report.conditions.append(Condition(CONFIG_APPLIED, False, reason, message))
+    report.notices.append(Notice("Warning", reason, message))
+
+
+def report_removal_failure(body: Mapping[str, Any], reason: str, message: str) -> None:
+    """Deletion failed: say so in ConfigApplied (the finalizer stays and the removal is retried)."""
+    bridge = BridgeRef.from_body(body)
+    report = ReconcileReport()
+    _failed(report, reason, message)
+    _write_status(bridge, report)
 
 
 def _write_status(bridge: BridgeRef, report: ReconcileReport) -> None:

@@ -41,7 +41,11 @@ _MIRROR_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 # contain dots; the CRD schema enforces the same patterns, this re-check guards the offline `render`.
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SERVICE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+# Host: DNS labels that are never empty, or a bracketed IPv6 address; no user info (the CRD says the same).
+_URL = re.compile(
+    r"^https?://([A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^\s?#]*)?$"
+)
 
 
 class SpecError(ValueError):
@@ -287,7 +291,10 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
     if not url:
         raise SpecError("spec.backstage.url is required: the base URL of Backstage, e.g. https://backstage.example.com")
     if not _URL.match(str(url)):
-        raise SpecError(f"spec.backstage.url {url!r} is not an http(s) URL without query or fragment")
+        raise SpecError(
+            f"spec.backstage.url {url!r} is not an http(s) URL without query or fragment whose host is a DNS name"
+            " with no empty label (no `..`), an IPv4 address or a bracketed IPv6 address, e.g. https://backstage.example.com"
+        )
     argocd_url = argocd.get("url")
     if argocd_url is not None and not _URL.match(str(argocd_url)):
         raise SpecError(f"spec.argocd.url {argocd_url!r} is not an http(s) URL without query or fragment")
