@@ -178,7 +178,8 @@ def test_global_subscription_is_added_after_users_entries_which_keep_their_text(
 
 def test_our_subscription_is_replaced_not_duplicated():
     first = applied({"subscriptions": yaml.safe_dump([USERS_SUBSCRIPTION])}, SUBSCRIBED)
-    other = RenderedConfig(owned=OURS.owned, context={}, subscriptions=({"recipients": ["backstage"], "triggers": ["t"]},))
+    entry = {"recipients": ["backstage"], "triggers": ["t"]}
+    other = RenderedConfig(owned=OURS.owned, context={}, subscriptions=(entry,))
     plan = plan_config(first, owned_by(MANAGER, *OURS.owned, "subscriptions"), other)
     assert yaml.safe_load(plan.data["subscriptions"]) == [USERS_SUBSCRIPTION, *other.subscriptions]
 
