@@ -60,7 +60,8 @@ def bridge_gone(custom: client.CustomObjectsApi, namespace: str, name: str = "ba
 
 def delete_bridge(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> None:
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    wait_for(lambda: bridge_gone(custom, namespace, name), what="the bridge's finalizer done")
+    # kopf handles one object's events in order: the deletion waits for queued updates' reconciles.
+    wait_for(lambda: bridge_gone(custom, namespace, name), timeout=120, what="the bridge's finalizer done")
 
 
 def reason_is(custom: client.CustomObjectsApi, namespace: str, reason: str) -> Any:
