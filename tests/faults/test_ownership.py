@@ -312,3 +312,56 @@ def test_deleting_a_bridge_with_an_unreadable_shared_key_finishes_and_says_so(co
     assert cm_data(core, namespace) == {"subscriptions": broken}
     messages = events(core, namespace, "UnreadableConfig")
     assert any("`subscriptions` key" in message and "took out only its own" in message for message in messages)
+
+
+# --- OpenShift GitOps flavor: the NotificationsConfiguration, with the real Argo CD operator ---
+
+
+def patch_nc(custom: client.CustomObjectsApi, namespace: str, spec: dict[str, Any], manager: str) -> None:
+    from tests.integration.test_openshift_gitops import NC
+
+    custom.patch_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", namespace, "notificationsconfigurations", NC, {"spec": spec}, field_manager=manager
+    )
+
+
+@pytest.mark.usefixtures("argocd_operator")
+def test_gitops_users_entry_of_the_same_name_is_a_conflict_and_the_resource_stays_as_it_was(core, custom, namespace):
+    from tests.integration.test_openshift_gitops import gitops_namespace, read_nc
+
+    gitops_namespace(core, custom, namespace)
+    patch_nc(custom, namespace, {"services": {"service.webhook.backstage": "url: https://theirs\n"}}, "kubectl-edit")
+    before = read_nc(custom, namespace)
+    create_bridge(custom, bridge(namespace))
+    body = reason_is(custom, namespace, "KeyConflict")
+    message = condition(body, "ConfigApplied")["message"]
+    assert "services.service.webhook.backstage" in message and "'kubectl-edit' (Update)" in message
+    after = read_nc(custom, namespace)
+    assert after["spec"] == before["spec"]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    delete_bridge(custom, namespace)
+    assert read_nc(custom, namespace)["spec"] == before["spec"]
+
+
+@pytest.mark.usefixtures("argocd_operator")
+def test_gitops_look_alike_subscription_survives_and_our_marker_survives_the_operators_copy(core, custom, namespace):
+    from argobridge.devcluster.argocd_engine import OfflineEngine
+    from tests.contract.test_engine_contract import app
+    from tests.integration.test_openshift_gitops import gitops_namespace, read_cm, read_nc
+
+    gitops_namespace(core, custom, namespace)
+    patch_nc(custom, namespace, {"subscriptions": {"subscriptions": LOOK_ALIKE}}, "kubectl-edit")
+    create_bridge(custom, bridge(namespace))
+    wait_ready(custom, namespace)
+    text = read_nc(custom, namespace)["spec"]["subscriptions"]["subscriptions"]
+    assert text.startswith(LOOK_ALIKE) and marker_line(f"{namespace}/backstage") in text
+    data = wait_for(
+        lambda: (cm := read_cm(core, namespace)) and (cm.data or {}).get("subscriptions") == text and cm.data,
+        what="the operator copying the subscriptions text, marker and all",
+    )
+    # The engine parses the whole configuration (subscriptions included) before it renders anything.
+    body = OfflineEngine(data, {"backstage-token": "fault-test-token"}).webhook_body("app-deployed-backstage", app())
+    assert '"topic":"argocd.deployed"' in body.replace(" ", "")
+
+    delete_bridge(custom, namespace)
+    assert read_nc(custom, namespace)["spec"]["subscriptions"]["subscriptions"] == LOOK_ALIKE
