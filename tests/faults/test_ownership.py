@@ -218,6 +218,30 @@ def test_a_users_edit_between_our_read_and_our_apply_is_not_lost(core, custom, n
     figures.append(f"race on `context`: {len(reads)} reads, the user's line kept")
 
 
+def test_a_users_key_created_between_our_read_and_our_apply_is_a_conflict_not_a_takeover(
+    core, custom, namespace, monkeypatch
+):
+    create_users_cm(core, namespace, {"template.mine": "m: 1\n"}, "kubectl-create")
+    body = parked_bridge(custom, namespace)
+    real_read = configmaps.read_config_map
+    raced: list[bool] = []
+    theirs = {"template.mine": "m: 1\n", "service.webhook.backstage": "url: https://theirs\n"}
+
+    def read_then_user_adds_the_key(ns: str, name: str) -> configmaps.ObservedConfigMap:
+        observed = real_read(ns, name)
+        if ns == namespace and not raced:
+            raced.append(True)
+            core.patch_namespaced_config_map(CM, namespace, {"data": theirs}, field_manager="kubectl-edit")
+        return observed
+
+    monkeypatch.setattr(configmaps, "read_config_map", read_then_user_adds_the_key)
+    report = reconcile_bridge(body)
+    applied = [c for c in report.conditions if c.type == "ConfigApplied"]
+    assert [c.reason for c in applied] == ["KeyConflict"]
+    assert "service.webhook.backstage" in applied[0].message and "kubectl-edit" in applied[0].message
+    assert cm_data(core, namespace) == theirs, "nothing of ours was written"
+
+
 def test_the_apiserver_refuses_an_apply_on_a_stale_resource_version(core, namespace):
     create_users_cm(core, namespace, {"context": "env: prod\n"}, "kubectl-create")
     stale = read_cm(core, namespace).metadata.resource_version
@@ -323,6 +347,24 @@ def patch_nc(custom: client.CustomObjectsApi, namespace: str, spec: dict[str, An
     custom.patch_namespaced_custom_object(
         "argoproj.io", "v1alpha1", namespace, "notificationsconfigurations", NC, {"spec": spec}, field_manager=manager
     )
+
+
+def test_a_second_bridge_takes_over_cleanly_when_the_first_goes(core, custom, namespace):
+    """Per-bridge field managers: the first bridge's deletion takes only its own fields, the second applies its own."""
+    create_bridge(custom, bridge(namespace))
+    wait_ready(custom, namespace)
+    create_bridge(custom, bridge(namespace, name="successor", argocd={"url": URL}))
+    wait_for(
+        lambda: condition(get_bridge(custom, namespace, "successor"), "Ready").get("reason") == "Conflict",
+        what="the second bridge waiting its turn",
+    )
+    delete_bridge(custom, namespace)
+    wait_ready(custom, namespace, "successor")
+    cm = read_cm(core, namespace)
+    managers = {entry.manager for entry in cm.metadata.managed_fields if (entry.fields_v1 or {}).get("f:data")}
+    assert managers == {field_manager(namespace, "successor")}
+    assert cm.data["context"] == f"{marker_line(f'{namespace}/successor')}\nargocdUrl: {URL}\n"
+    assert marker_line(f"{namespace}/backstage") not in cm.data.get("subscriptions", "")
 
 
 @pytest.mark.usefixtures("argocd_operator")

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.configplan import FIELD_MANAGER
-from argobridge.core.ownership import FieldConflict, parse_apply_conflicts
+from argobridge.core.ownership import LEGACY_MANAGER, FieldConflict, parse_apply_conflicts
 from argobridge.kube.errors import KubeError
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -102,7 +102,8 @@ def apply_planned(
 
     Each write carries the read's resourceVersion. It is first sent without force: if the apiserver
     names fields of other managers, and every one is a key the plan may take (`plan.takeover`: a shared
-    key whose text was merged from exactly this version, or a key of ours a user edited), it is sent again
+    key whose text was merged from exactly this version, or a key of ours a user edited; anything of the
+    legacy manager `argobridge`, whose fields count as this bridge's during the upgrade), it is sent again
     with force and the same resourceVersion. That is safe: the precondition guarantees the object is the
     one the plan read, so force takes only those keys, and the users' text in them is the text we kept.
     Any other conflict stops with nothing written; a stale version starts over from a fresh read.
@@ -118,7 +119,11 @@ def apply_planned(
             except FieldConflictError as error:
                 if observed.resource_version is None:
                     raise StaleReadError("the object was created since it was read", error.api_error) from None
-                foreign = tuple(item for item in error.conflicts if field_key(item.field) not in current.takeover)
+                foreign = tuple(
+                    item
+                    for item in error.conflicts
+                    if item.manager != LEGACY_MANAGER and field_key(item.field) not in current.takeover
+                )
                 if foreign:
                     return observed, current, Outcome(False, attempt, foreign)
                 write(observed, current, True)

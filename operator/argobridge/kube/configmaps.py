@@ -61,7 +61,9 @@ def apply_config_map_data(
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if resource_version:
         metadata["resourceVersion"] = resource_version
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+    if data:  # an empty `data: {}` would make the manager own the map itself and block the next bridge
+        body["data"] = data
     action = f"applying ConfigMap {namespace}/{name}"
     server_side_apply(
         core_v1().patch_namespaced_config_map, name, namespace, body=body, action=action, manager=manager, force=force

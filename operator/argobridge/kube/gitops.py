@@ -129,7 +129,7 @@ def apply_notifications_configuration(
         "kind": "NotificationsConfiguration",
         "metadata": metadata,
     }
-    if spec is not None:
+    if spec:  # an empty `spec: {}` would make the manager own the map itself (see configmaps)
         body["spec"] = spec
     server_side_apply(
         custom_objects().patch_namespaced_custom_object,
