@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 from argobridge.core.ownership import (
     MAX_MANAGER_LENGTH,
     FieldConflict,
@@ -47,3 +49,26 @@ def test_a_stale_resource_version_409_has_no_field_conflicts():
     body = '{"kind":"Status","reason":"Conflict","message":"the object has been modified","details":{"name":"cm"}}'
     assert parse_apply_conflicts(body) == ()
     assert parse_apply_conflicts("not json") == ()
+
+
+def test_shared_text_without_a_final_newline_comes_back_byte_for_byte():
+    from argobridge.core.ownership import edit_context, edit_subscriptions
+
+    added = edit_context("env: prod", "argocdUrl", "https://cd", "ns/b")
+    assert yaml.safe_load(added.text) == {"env": "prod", "argocdUrl": "https://cd"}
+    assert edit_context(added.text, "argocdUrl", None, "ns/b").text == "env: prod"
+    theirs = "- recipients: [slack:ops]\n  triggers: [on-sync-failed]"
+    ours = [{"recipients": ["backstage"], "triggers": ["t"]}]
+    added = edit_subscriptions(theirs, ours, "ns/b")
+    assert len(yaml.safe_load(added.text)) == 2
+    assert edit_subscriptions(added.text, [], "ns/b").text == theirs
+
+
+def test_our_entry_between_users_entries_stays_where_it_is():
+    from argobridge.core.ownership import edit_subscriptions, marker_line
+
+    ours = [{"recipients": ["backstage"], "triggers": ["t"]}]
+    text = f"- a: 1\n{marker_line('ns/b')}\n- recipients: [old]\n- b: 2\n"
+    edited = edit_subscriptions(text, ours, "ns/b")
+    assert yaml.safe_load(edited.text) == [{"a": 1}, *ours, {"b": 2}]
+    assert edited.text.startswith("- a: 1\n") and edited.text.endswith("- b: 2\n")

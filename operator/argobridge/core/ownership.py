@@ -243,10 +243,6 @@ def _joined(lines: Sequence[str]) -> str:
     return "".join(lines)
 
 
-def _with_newline(text: str) -> str:
-    return text if not text or text.endswith("\n") else text + "\n"
-
-
 @dataclass(frozen=True)
 class SharedEdit:
     """The new text of a shared key (None: nothing is left, the key should not exist) and what was there."""
@@ -295,10 +291,17 @@ def _parse(text: str, key: str, kind: type, what: str) -> Any:
     return parsed
 
 
+def _where(lines: Sequence[str], position: int | None) -> int:
+    """Where our block goes: back where it stood, else at the end, else (the users' last line has no
+    newline) at the start, so taking it out again gives back their exact bytes."""
+    if position is not None:
+        return position
+    return 0 if lines and not lines[-1].endswith("\n") else len(lines)
+
+
 def _insert(lines: list[str], position: int | None, block: str) -> str:
-    where = len(lines) if position is None else position
-    before = _with_newline(_joined(lines[:where]))
-    return before + block + _joined(lines[where:])
+    where = _where(lines, position)
+    return _joined(lines[:where]) + block + _joined(lines[where:])
 
 
 def edit_context(text: str | None, key: str, value: str | None, bridge: str, adopt: str | None = None) -> SharedEdit:
@@ -381,7 +384,7 @@ def edit_subscriptions(
     rendered = yaml.safe_dump(wanted, sort_keys=False, width=1000, allow_unicode=True)
     items = [item for item in re.split(r"(?m)^(?=- )", rendered) if item]
     block = "".join(f"{pad}{marker}\n" + "".join(pad + line for line in _lines(item)) for item in items)
-    where = len(lines) if position is None else position
+    where = _where(lines, position)
     before = len([i for i in _top_items(lines, indent or 0) if i < where])
     merged = _insert(lines, position, block)
     if _parse(merged, "subscriptions", list, "a list") != [*foreign[:before], *wanted, *foreign[before:]]:
