@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from argobridge.core.configplan import merge_context, merge_subscriptions
+from argobridge.core.ownership import bridge_id
 from argobridge.core.render import CONTEXT_KEY, SUBSCRIPTIONS_KEY, render_notifications_config, to_yaml
 from argobridge.core.spec import KIND, NOTIFICATIONS_CONFIGMAP, SpecError, parse_bridge_spec
 
@@ -30,13 +31,14 @@ def render_command(path: str, argocd_url: str | None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         data = dict(rendered.owned)
-        context = merge_context(None, rendered.context, {})
+        namespace = (document.get("metadata") or {}).get("namespace", "argocd")
+        owner = bridge_id(namespace, str((document.get("metadata") or {}).get("name", "backstage")))
+        context = merge_context(None, rendered.context, owner)
         if context:
             data[CONTEXT_KEY] = context
-        subscriptions = merge_subscriptions(None, rendered.subscriptions, rendered.service, rendered.triggers)
+        subscriptions = merge_subscriptions(None, rendered.subscriptions, owner)
         if subscriptions:
             data[SUBSCRIPTIONS_KEY] = subscriptions
-        namespace = (document.get("metadata") or {}).get("namespace", "argocd")
         manifest: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
