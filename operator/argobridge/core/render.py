@@ -15,6 +15,7 @@ import jinja2
 import yaml
 
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
+from argobridge.core.labels import label_key_problem, label_value_problem
 from argobridge.core.literals import quoted
 from argobridge.core.placeholders import Placeholder, go_text_expression, parse_placeholders
 from argobridge.core.routeplan import Delivery, plan_deliveries
@@ -217,5 +218,14 @@ def render_subscriptions(spec: BridgeSpec) -> tuple[dict[str, Any], ...]:
         "triggers": [CATALOG[event.event].trigger for event in spec.events],
     }
     if spec.subscription_selector:
-        entry["selector"] = ",".join(f"{key}={value}" for key, value in spec.subscription_selector)
+        entry["selector"] = render_selector(spec.subscription_selector)
     return (entry,)
+
+
+def render_selector(labels: tuple[tuple[str, str], ...]) -> str:
+    """The `labels.Parse` string for matchLabels; refuses (again) what the engine would refuse or misread."""
+    for key, value in labels:
+        problem = label_key_problem(key) or label_value_problem(value)
+        if problem:
+            raise SpecError(f"spec.subscriptions.selector.matchLabels: {key!r}: {value!r} {problem}")
+    return ",".join(f"{key}={value}" for key, value in labels)
