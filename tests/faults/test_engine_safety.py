@@ -46,7 +46,7 @@ from tests.contract.test_engine_contract import HOSTILE_MESSAGE, app
 CM = "argocd-notifications-cm"
 BACKSTAGE = "https://backstage.example.com"
 SELECTOR_FIELD = "spec.subscriptions.selector.matchLabels"
-# Each example costs one to three argocd runs of about 0.15 s: 120 examples take about a minute on a busy 2-core machine.
+# Each example costs one to three argocd runs (0.15-0.3 s): 120 take about a minute on a busy 2-core machine.
 PROPERTY_EXAMPLES = 120
 
 
