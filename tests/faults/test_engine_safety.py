@@ -19,15 +19,18 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.backstage_contract import create_request_problems
+from argobridge.core import render
 from argobridge.core.configplan import plan_config
 from argobridge.core.events import CATALOG
-from argobridge.core.render import render_notifications_config
+from argobridge.core.exprsize import ENGINE_MAX_NODES, expr_node_count
+from argobridge.core.render import render_notifications_config, to_yaml
 from argobridge.core.routeplan import plan_deliveries
 from argobridge.core.spec import (
     GROUP,
@@ -179,6 +182,29 @@ def config_map_bytes(core: client.CoreV1Api, namespace: str) -> str:
 # Each is admitted by the CRD (it cannot see across fields or count what rendering produces) and
 # refused by the core with the field it names.
 CORE_ONLY = {
+    "route conditions over the engine's node limit": (
+        {
+            "routes": [
+                {
+                    "name": f"r{n}",
+                    "match": [
+                        {
+                            "labels": {
+                                "matchExpressions": [
+                                    {"key": f"k{j}", "operator": "In", "values": [f"v{i}" for i in range(32)]}
+                                    for j in range(16)
+                                ]
+                            }
+                        }
+                    ]
+                    * 8,
+                    "broadcast": True,
+                }
+                for n in range(2)
+            ]
+        },
+        "expression nodes; Argo CD's engine refuses the whole configuration beyond 10000",
+    ),
     "route on an event that is not enabled": (
         {"events": [{"event": "SyncFailed"}], "routes": [{**ROUTE, "match": [{"events": ["Deployed"]}]}]},
         "event Deployed is not enabled in spec.events",
@@ -531,3 +557,108 @@ def test_property_figures(figures):
             f" {int(runs['calls'])} argocd calls in {runs['seconds']:.1f}s ({int(runs['unprintable'])} bodies with"
             " control characters rendered but not printable by the offline console)"
         )
+
+
+# -- the engine's own limits, found by the property test and checked here one by one ------------------------
+
+
+def engine_error(data: dict[str, str]) -> str | None:
+    """The engine's refusal of a whole configuration, or None when it loads."""
+    try:
+        OfflineEngine(data, {"backstage-token": "t" * 32}).load()
+    except EngineError as error:
+        return str(error)
+    return None
+
+
+def padded(when: str, nodes: int) -> dict[str, str]:
+    """A configuration whose one trigger is `when` padded with string literals to exactly `nodes` nodes."""
+    padding = nodes - expr_node_count(when) - 4  # `and`, "x", `in` and the array are four nodes
+    strings = ", ".join(['"a"'] * padding)
+    condition = f'({when}) and "x" in [{strings}]'
+    assert expr_node_count(condition) == nodes
+    return {"trigger.t": to_yaml([{"when": condition, "send": ["m"]}]), "template.m": "message: m\n"}
+
+
+def test_the_cores_node_count_is_the_engines_for_every_condition_it_renders():
+    spec = parse_bridge_spec(
+        {
+            "backstage": {"url": BACKSTAGE},
+            "events": [{"event": name} for name in EVENTS],
+            "routes": [
+                {
+                    "name": "every-shape",
+                    "match": [
+                        {
+                            "projects": ["a", "b*"],
+                            "applicationNamespaces": ["n?"],
+                            "names": ["x"],
+                            "destinationNamespaces": ["prod", "prod-*"],
+                            "destinationClusters": ["https://k.example:6443", "in-*"],
+                            "labels": {
+                                "matchLabels": {"example.com/team": "a"},
+                                "matchExpressions": [
+                                    {"key": "tier", "operator": "NotIn", "values": ["x"]},
+                                    {"key": "legacy", "operator": "DoesNotExist"},
+                                    {"key": "stage", "operator": "Exists"},
+                                ],
+                            },
+                        },
+                        {"names": ["other"]},
+                    ],
+                    "broadcast": True,
+                },
+                {"name": "last", "match": [{"projects": ["z"]}], "drop": True},
+            ],
+        }
+    )
+    rendered = render_notifications_config(spec, None)
+    conditions = {
+        item["when"]
+        for key, value in rendered.owned.items()
+        if key.startswith("trigger.")
+        for item in yaml.safe_load(value)
+    }
+    assert len(conditions) == 2 * len(EVENTS)  # the broadcast route and the owners; a drop sends nothing
+    for when in sorted(conditions):
+        # Exactly at the limit the engine loads it; one node more and it refuses the whole configuration.
+        assert engine_error(padded(when, ENGINE_MAX_NODES)) is None, when
+        assert "exceeds maximum allowed nodes" in (engine_error(padded(when, ENGINE_MAX_NODES + 1)) or ""), when
+
+
+LABELLED = {
+    "labels": {
+        "matchExpressions": [
+            {"key": f"k{j}", "operator": "In", "values": [f"v{i}" for i in range(32)]} for j in range(16)
+        ]
+    }
+}
+OVER_THE_NODE_LIMIT = {
+    "events": [{"event": "SyncFailed"}],
+    "routes": [{"name": f"r{number}", "match": [LABELLED] * 8, "broadcast": True} for number in range(2)],
+}
+
+
+def test_routes_over_the_engines_node_limit_are_refused_by_the_core_which_the_engine_would_refuse_whole(monkeypatch):
+    spec = parse_bridge_spec({"backstage": {"url": BACKSTAGE}, **OVER_THE_NODE_LIMIT})
+    with pytest.raises(SpecError, match="route r1.*would have 11319 expression nodes") as refused:
+        render_notifications_config(spec, None)
+    assert "spec.routes" in str(refused.value)
+
+    # What the engine would have been given without the check: under the 512 KiB size check, so nothing
+    # else would have stopped it.
+    monkeypatch.setattr(render, "MAX_CONDITION_NODES", 10**9)
+    data = plan_config(None, set(), render_notifications_config(spec, None), {}).data
+    assert sum(len(value) for value in data.values()) < render.MAX_OWNED_BYTES
+    assert "exceeds maximum allowed nodes" in (engine_error(data) or "")
+
+
+@pytest.mark.parametrize("name", ["y", "n", "1e3", "0o17", "1e-3"])
+def test_service_names_that_go_yaml_reads_as_booleans_or_numbers_load_in_the_engine(name):
+    spec = parse_bridge_spec({"backstage": {"url": BACKSTAGE}, "argocd": {"serviceName": name}})
+    data = plan_config(None, set(), render_notifications_config(spec, None), {}).data
+    assert engine_error(data) is None
+    engine = OfflineEngine(data, {"backstage-token": "t" * 32})
+    application = app(phase="Failed", health="Degraded")
+    assert engine.trigger(CATALOG[EventName.SYNC_FAILED].trigger, application) == [True]
+    assert json.loads(engine.webhook_body(CATALOG[EventName.SYNC_FAILED].template, application, name))
