@@ -175,8 +175,9 @@ def settled(custom: client.CustomObjectsApi, namespace: str, status: str, reason
 
 
 def config_map_bytes(core: client.CoreV1Api, namespace: str) -> str:
-    data = core.read_namespaced_config_map(CM, namespace).data or {}
-    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+    """The ConfigMap's data, and its resourceVersion: not even a no-op write may happen."""
+    config_map = core.read_namespaced_config_map(CM, namespace)
+    return json.dumps([config_map.metadata.resource_version, config_map.data or {}], sort_keys=True, ensure_ascii=False)
 
 
 # Each is admitted by the CRD (it cannot see across fields or count what rendering produces) and
