@@ -16,6 +16,7 @@ import copy
 import json
 import re
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -493,6 +494,7 @@ ENGINE_RUNS: dict[str, float] = {"specs": 0, "refused": 0, "calls": 0, "seconds"
 # The engine's warnings are not load errors. (`$name` in a URL draws "config referenced ..., but key
 # does not exist in secret": refusing `$` there is the token-privilege work, tested on its own.)
 WARNINGS = re.compile(r'^\{.*"level":"warning"')
+REFUSED_FIELDS: Counter[str] = Counter()
 UNPRINTABLE_OFFLINE = "failed to notify 'console:stdout': yaml: control characters are not allowed"
 
 
@@ -544,6 +546,7 @@ def test_every_spec_the_crd_admits_parses_whole_in_the_real_engine_or_is_refused
     except SpecError as error:
         ENGINE_RUNS["refused"] += 1
         assert str(error).startswith("spec."), error  # names the field
+        REFUSED_FIELDS[re.sub(r"\[\d+\]", "[]", str(error).split()[0].rstrip(":"))] += 1
         return
     # Exactly what the operator writes into an empty argocd-notifications-cm.
     data = plan_config(None, set(), rendered, {}).data
@@ -558,6 +561,7 @@ def test_property_figures(figures):
             f" {int(runs['calls'])} argocd calls in {runs['seconds']:.1f}s ({int(runs['unprintable'])} bodies with"
             " control characters rendered but not printable by the offline console)"
         )
+        figures.append(f"engine safety: refused by field: {dict(REFUSED_FIELDS.most_common())}")
 
 
 # -- the engine's own limits, found by the property test and checked here one by one ------------------------
