@@ -31,6 +31,7 @@ from argobridge.core.backstage_contract import create_request_problems
 from argobridge.core.configplan import plan_config
 from argobridge.core.events import CATALOG
 from argobridge.core.exprsize import ENGINE_MAX_NODES, expr_node_count
+from argobridge.core.ownership import Ownership
 from argobridge.core.render import render_notifications_config, to_yaml
 from argobridge.core.routeplan import plan_deliveries
 from argobridge.core.spec import (
@@ -343,7 +344,20 @@ URL_CHARS = st.characters(blacklist_characters="\t\n\f\r /?#", blacklist_categor
 urls = st.builds(
     lambda scheme, host, path: f"{scheme}://{host}{path}",
     st.sampled_from(["http", "https"]),
-    st.one_of(st.just("backstage.example.com"), st.text(URL_CHARS, min_size=1, max_size=30)),
+    st.one_of(
+        st.just("backstage.example.com"),
+        # Hosts of the CRD's own shape (labels, an IPv6 literal, a port), and now and then hostile text,
+        # which the schema and the core refuse.
+        st.builds(
+            "{}{}".format,
+            st.lists(
+                st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_]{0,12}[A-Za-z0-9])?", fullmatch=True), min_size=1, max_size=4
+            ).map(".".join),
+            st.one_of(st.just(""), st.integers(1, 65535).map(":{}".format)),
+        ),
+        st.sampled_from(["[::1]", "[::1]:7007", "[2001:db8::7]:443"]),
+        st.text(URL_CHARS, min_size=1, max_size=30),
+    ),
     st.one_of(
         st.just(""),
         st.text(st.characters(blacklist_characters="\t\n\f\r ?#", blacklist_categories=["Cs"]), max_size=30).map(
@@ -549,7 +563,7 @@ def test_every_spec_the_crd_admits_parses_whole_in_the_real_engine_or_is_refused
         REFUSED_FIELDS[re.sub(r"\[\d+\]", "[]", str(error).split()[0].rstrip(":"))] += 1
         return
     # Exactly what the operator writes into an empty argocd-notifications-cm.
-    data = plan_config(None, set(), rendered, {}).data
+    data = plan_config(None, Ownership.of("argocd", "backstage"), rendered).data
     engine_accepts(parsed, data)
 
 
@@ -653,7 +667,7 @@ def test_routes_over_the_engines_node_limit_are_refused_by_the_core_which_the_en
     # What the engine would have been given without the check: under the 512 KiB size check, so nothing
     # else would have stopped it.
     monkeypatch.setattr(render, "MAX_CONDITION_NODES", 10**9)
-    data = plan_config(None, set(), render_notifications_config(spec, None), {}).data
+    data = plan_config(None, Ownership.of("argocd", "backstage"), render_notifications_config(spec, None)).data
     assert sum(len(value) for value in data.values()) < render.MAX_OWNED_BYTES
     assert "exceeds maximum allowed nodes" in (engine_error(data) or "")
 
@@ -661,7 +675,7 @@ def test_routes_over_the_engines_node_limit_are_refused_by_the_core_which_the_en
 @pytest.mark.parametrize("name", ["y", "n", "1e3", "0o17", "1e-3"])
 def test_service_names_that_go_yaml_reads_as_booleans_or_numbers_load_in_the_engine(name):
     spec = parse_bridge_spec({"backstage": {"url": BACKSTAGE}, "argocd": {"serviceName": name}})
-    data = plan_config(None, set(), render_notifications_config(spec, None), {}).data
+    data = plan_config(None, Ownership.of("argocd", "backstage"), render_notifications_config(spec, None)).data
     assert engine_error(data) is None
     engine = OfflineEngine(data, {"backstage-token": "t" * 32})
     application = app(phase="Failed", health="Degraded")
@@ -691,5 +705,5 @@ def test_each_selector_the_rules_refuse_would_break_or_change_the_engines_select
 @pytest.mark.parametrize("labels", GOOD_SELECTORS.values(), ids=GOOD_SELECTORS.keys())
 def test_each_selector_the_rules_admit_loads_in_the_engine(labels):
     spec = parse_bridge_spec({"backstage": {"url": BACKSTAGE}, **selector(labels)})
-    data = plan_config(None, set(), render_notifications_config(spec, None), {}).data
+    data = plan_config(None, Ownership.of("argocd", "backstage"), render_notifications_config(spec, None)).data
     assert engine_error(data) is None

@@ -20,6 +20,10 @@ from typing import Any
 
 import yaml
 
+# One serialiser for everything written into Argo CD's configuration: it quotes what Go's YAML reader
+# would take as a boolean or number (a service named `y` in a subscription broke the whole config).
+from argobridge.core.render import to_yaml
+
 # The one field manager every ArgoBridge before per-bridge managers used. Fields it owns through apply
 # count as the reconciling bridge's during the upgrade; its first apply takes them over and then releases
 # this manager (one bridge per namespace applies, see reconcile._older_bridge).
@@ -332,7 +336,7 @@ def edit_context(text: str | None, key: str, value: str | None, bridge: str, ado
     foreign = _parse(foreign_text, "context", dict, "a mapping of name: value")
     if value is None or key in foreign:
         return SharedEdit(foreign_text or None, foreign, had_ours)
-    block = f"{marker}\n{yaml.safe_dump({key: value}, sort_keys=False, width=1000, allow_unicode=True)}"
+    block = f"{marker}\n{to_yaml({key: value})}"
     merged = _insert(lines, position, block)
     if _parse(merged, "context", dict, "a mapping") != {**foreign, key: value}:
         raise ForeignDataError(
@@ -381,7 +385,7 @@ def edit_subscriptions(
             " adds its own item and will not rewrite yours"
         )
     pad = " " * (indent or 0)
-    rendered = yaml.safe_dump(wanted, sort_keys=False, width=1000, allow_unicode=True)
+    rendered = to_yaml(wanted)
     items = [item for item in re.split(r"(?m)^(?=- )", rendered) if item]
     block = "".join(f"{pad}{marker}\n" + "".join(pad + line for line in _lines(item)) for item in items)
     where = _where(lines, position)
