@@ -32,7 +32,7 @@ from argobridge.core.spec import (
 from argobridge.core.token import token_problem
 from argobridge.kube import bridges, configmaps, deployments, mirror, secrets
 from argobridge.kube.client import api_client, custom_objects
-from argobridge.kube.errors import KubeError
+from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError, transport_message
 
 BRIDGE_CRD = f"{PLURAL}.{GROUP}"
 APPLICATION_CRD = "applications.argoproj.io"
@@ -362,5 +362,7 @@ def doctor_command(namespace: str, output: str, checks: Callable[[str], list[Fin
         findings = checks(namespace)
     except KubeError as error:
         findings = [problem("cluster", str(error), "check the kubeconfig and ArgoBridge's permissions")]
+    except TRANSPORT_ERRORS as error:
+        findings = [problem("cluster", transport_message(error), "check the kubeconfig's server and the network")]
     print(format_json(namespace, findings) if output == "json" else format_text(findings))
     return 0 if all(finding.ok for finding in findings) else 1

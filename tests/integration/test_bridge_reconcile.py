@@ -12,6 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.configplan import plan_config
+from argobridge.core.ownership import Ownership
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import GROUP, PLURAL, VERSION, parse_bridge_spec
 from argobridge.reconcile import reconcile_bridge
@@ -68,7 +69,7 @@ def cm_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
 def expected_keys(namespace: str, **spec: Any) -> dict[str, str]:
     """Everything a bridge writes into an empty ConfigMap: its own keys and its subscription entry."""
     rendered = render_notifications_config(parse_bridge_spec(bridge(namespace, **spec)["spec"]), None)
-    return plan_config(None, set(), rendered, {}).data
+    return plan_config(None, Ownership.of(namespace, "backstage"), rendered).data
 
 
 def secret_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:

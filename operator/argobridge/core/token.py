@@ -27,6 +27,9 @@ def token_problem(value: str) -> str | None:
         return f"it is shorter than the {MIN_TOKEN_LENGTH} characters Backstage requires"
     if any(character.isspace() for character in value):
         return "it contains whitespace, which Backstage's static tokens may not"
+    if not all(" " < character < "\x7f" for character in value):
+        # An Authorization header carries ASCII only: Argo CD and the probe could not send it at all.
+        return "it contains a character other than printable ASCII, which an HTTP Authorization header cannot carry"
     return None
 
 

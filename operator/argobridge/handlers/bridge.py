@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kopf
 
+from argobridge import metrics
 from argobridge.annotation_sync import BridgeSettings, bridge_settings, mark_deleting, settings_for, sync_all
 from argobridge.app_store import APPS
 from argobridge.core.appcheck import AppFacts
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
+from argobridge.failures import describe_failure
 from argobridge.kube.bridges import get_bridge
 from argobridge.kube.errors import KubeError
 from argobridge.metrics import forget_bridge
 from argobridge.observe import observe_reconcile
-from argobridge.reconcile import reconcile_bridge, remove_bridge
+from argobridge.reconcile import reconcile_bridge, remove_bridge, report_removal_failure
 from argobridge.settings import Settings
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -70,6 +74,44 @@ def post_app_problems(problems: Iterable[tuple[AppFacts, str]]) -> None:
     _posted.update(current)
 
 
+# Seconds before kopf retries a handler that failed (the API down, a status write refused, a bug).
+RETRY_SECONDS = 15
+
+
+def kopf_safe(during: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Let a handler fail only with kopf.TemporaryError carrying a safe message.
+
+    kopf copies a failed handler's exception text into its log, into Events and into the progress
+    annotations on the bridge; an unforeseen exception's text may quote a secret. So every failure
+    becomes a reason and a message from describe_failure, is counted in the errors metric, and, on the
+    deletion path (which has the body), is posted as a Warning and written into ConfigApplied.
+    """
+
+    def decorate(handler: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(handler)
+        def run(*args: Any, **kwargs: Any) -> None:
+            try:
+                handler(*args, **kwargs)
+            except (kopf.TemporaryError, kopf.PermanentError):
+                raise
+            except Exception as error:
+                namespace = kwargs.get("namespace", args[0] if args else None)
+                name = kwargs.get("name", args[1] if len(args) > 1 else None)
+                reason, message = describe_failure(error, f"{during} BackstageBridge {namespace}/{name}")
+                metrics.record_failure(str(namespace), str(name), reason)
+                body = kwargs.get("body")
+                if body is not None:
+                    kopf.event(body, type="Warning", reason=reason, message=message)
+                    with contextlib.suppress(Exception):  # the API may be what failed; kopf retries anyway
+                        report_removal_failure(body, reason, message)
+                raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from None
+
+        return run
+
+    return decorate
+
+
+@kopf_safe("Reconciling")
 def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] = ()) -> None:
     """Reconcile one bridge by name, one reconcile at a time per bridge, from its current body."""
     apps = list(applications)
@@ -154,6 +196,7 @@ async def on_applications_changed(namespace: str, name: str, status: kopf.Status
 
 
 @kopf.on.delete(*RESOURCE, **SHARD)
+@kopf_safe("Removing ArgoBridge's configuration of")
 def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
     mark_deleting(namespace, name)
     with _lock_for((namespace, name)):
