@@ -88,7 +88,11 @@ def test_bridge_writes_exact_keys_and_a_token(core, custom, namespace):
     assert len(token) >= 32 and not any(c.isspace() for c in token)
     assert body["status"]["flavor"] == "ArgoCD"
     assert condition(body, "TokenReady")["status"] == "True"
-    generated = core.list_namespaced_event(namespace, field_selector="reason=TokenGenerated").items
+    # kopf posts Events from a queue of its own: the Event can follow the status by a moment.
+    generated = wait_for(
+        lambda: core.list_namespaced_event(namespace, field_selector="reason=TokenGenerated").items,
+        what="the TokenGenerated Event",
+    )
     assert len(generated) == 1 and token not in generated[0].message
     assert condition(body, "ConfigApplied")["status"] == "True"
     assert "no Argo CD URL" in condition(body, "ConfigApplied")["message"]
