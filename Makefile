@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test-tools run test unit contract integration e2e e2e-kind deploy-tests manifests chart-lint bench lint render dev-cluster clean
+.PHONY: help install tools test-tools run test unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench lint render dev-cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ contract: tools ## Every rendered template and trigger through the real Argo CD 
 
 integration: tools ## Integration tests only (real kube-apiserver and etcd, the operator running)
 	$(BIN)/pytest -p no:cacheprovider tests/integration
+
+faults: test-tools ## The fault suite: least privilege, engine safety, ownership, crashes, leader election, state
+	$(BIN)/pytest -p no:cacheprovider -ra tests/faults
 
 e2e: test-tools ## Live end-to-end tests: operator + notifications controller + Backstage
 	$(BIN)/pytest -p no:cacheprovider -ra tests/e2e
