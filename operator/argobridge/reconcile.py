@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -228,6 +228,27 @@ def _conflict_condition(
         report.notices.append(Notice("Warning", "KeyConflict", message))
 
 
+def _config_map_writer(bridge: BridgeRef) -> Callable[[configmaps.ObservedConfigMap, ConfigPlan, bool], None]:
+    """How a plan lands in Argo CD's ConfigMap: as this bridge's field manager, on the version and the
+    object (uid) it was planned from, releasing the legacy manager once its fields are taken over."""
+    manager = field_manager(bridge.namespace, bridge.name)
+
+    def write(observed: configmaps.ObservedConfigMap, plan: ConfigPlan, force: bool) -> None:
+        configmaps.apply_config_map_data(
+            bridge.namespace,
+            NOTIFICATIONS_CONFIGMAP,
+            plan.data,
+            manager,
+            observed.resource_version,
+            force,
+            uid=observed.uid,
+        )
+        if plan.release_legacy:
+            configmaps.release_legacy_manager(bridge.namespace, NOTIFICATIONS_CONFIGMAP, observed.uid)
+
+    return write
+
+
 def _apply_config(
     bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, applications: Iterable[AppFacts], token: str
 ) -> None:
@@ -243,23 +264,13 @@ def _apply_config(
         ownership = _ownership(bridge, observed.owners)
         return plan_config(observed.data, ownership, rendered, str(previous_url) if previous_url else None)
 
-    def write(observed: configmaps.ObservedConfigMap, plan: ConfigPlan, force: bool) -> None:
-        configmaps.apply_config_map_data(
-            bridge.namespace,
-            NOTIFICATIONS_CONFIGMAP,
-            plan.data,
-            manager,
-            observed.resource_version,
-            force,
-            uid=observed.uid,
-        )
-        if plan.release_legacy:
-            configmaps.release_legacy_manager(bridge.namespace, NOTIFICATIONS_CONFIGMAP, observed.uid)
-
     report.config_map = NOTIFICATIONS_CONFIGMAP
     try:
         observed, plan, outcome = apply_planned(
-            lambda: configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP), plan_for, write, data_key
+            lambda: configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP),
+            plan_for,
+            _config_map_writer(bridge),
+            data_key,
         )
     except StaleReadError:
         message = (
@@ -529,30 +540,19 @@ def _remove_config(bridge: BridgeRef, spec: BridgeSpec | None) -> list[Notice]:
     """The ConfigMap part of a deletion; works from the records alone when the spec no longer parses."""
     rendered = render_notifications_config(spec, None) if spec else None
     previous_url = bridge.status.get("argocdUrl")
-    manager = field_manager(bridge.namespace, bridge.name)
     where = f"ConfigMap {NOTIFICATIONS_CONFIGMAP}"
 
     def plan_for(observed: configmaps.ObservedConfigMap) -> ConfigPlan:
         ownership = _ownership(bridge, observed.owners)
         return plan_removal(observed.data, ownership, rendered, str(previous_url) if previous_url else None)
 
-    def write(observed: configmaps.ObservedConfigMap, plan: ConfigPlan, force: bool) -> None:
-        configmaps.apply_config_map_data(
-            bridge.namespace,
-            NOTIFICATIONS_CONFIGMAP,
-            plan.data,
-            manager,
-            observed.resource_version,
-            force,
-            uid=observed.uid,
-        )
-        if plan.release_legacy:
-            configmaps.release_legacy_manager(bridge.namespace, NOTIFICATIONS_CONFIGMAP, observed.uid)
-
     notices: list[Notice] = []
     try:
         _, plan, outcome = apply_planned(
-            lambda: configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP), plan_for, write, data_key
+            lambda: configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP),
+            plan_for,
+            _config_map_writer(bridge),
+            data_key,
         )
     except KubeError as error:
         if error.status not in (403, 404):
