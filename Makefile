@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test-tools run test unit contract integration e2e e2e-kind deploy-tests manifests chart-lint bench lint render dev-cluster clean
+.PHONY: help install tools test-tools run test unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench lint render dev-cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ contract: tools ## Every rendered template and trigger through the real Argo CD 
 integration: tools ## Integration tests only (real kube-apiserver and etcd, the operator running)
 	$(BIN)/pytest -p no:cacheprovider tests/integration
 
+faults: test-tools ## The fault suite: least privilege, engine safety, ownership, crashes, leader election, state
+	$(BIN)/pytest -p no:cacheprovider -ra tests/faults
+
 e2e: test-tools ## Live end-to-end tests: operator + notifications controller + Backstage
 	$(BIN)/pytest -p no:cacheprovider -ra tests/e2e
 
@@ -57,8 +60,9 @@ manifests: tools ## Regenerate manifests/install from the chart's default render
 chart-lint: tools ## helm lint --strict on the chart
 	$$($(BIN)/python -m argobridge.devcluster.gobuild helm) lint --strict charts/argobridge
 
-bench: tools ## Benchmarks at 1,000 and 10,000 Applications (not part of test): make bench SIZES=200 IDLE=20
+bench: tools ## Benchmarks at 1,000 and 10,000 Applications, RSS with 5,000 unrelated Secrets (not part of test): make bench SIZES=200 IDLE=20
 	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --json build/bench.json
+	$(BIN)/python -m tests.bench.unrelated_secrets --json build/bench-secrets.json
 
 lint: install ## ruff, and mypy --strict on the pure core
 	$(BIN)/ruff check operator tests

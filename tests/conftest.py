@@ -127,11 +127,21 @@ def custom(control_plane: ControlPlane) -> client.CustomObjectsApi:
 
 
 @pytest.fixture
-def namespace(core: client.CoreV1Api) -> str:
-    """A fresh namespace per test (never deleted: this control plane has no namespace controller)."""
+def bare_namespace(core: client.CoreV1Api) -> str:
+    """A fresh namespace with nothing in it (never deleted: this control plane has no namespace controller)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core.create_namespace({"metadata": {"name": name}})
     return name
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api, bare_namespace: str) -> str:
+    """A fresh namespace standing for an installed Argo CD: its (empty) argocd-notifications-cm and
+    argocd-notifications-secret, which Argo CD's install creates and ArgoBridge never does."""
+    from argobridge.devcluster.argocd_install import install_argocd_objects
+
+    install_argocd_objects(core, bare_namespace)
+    return bare_namespace
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> Any:

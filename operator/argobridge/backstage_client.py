@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import httpx
@@ -12,12 +13,25 @@ from argobridge.core.probe import ProbeResult
 Verify = ssl.SSLContext | bool
 
 
+# What else than httpx.HTTPError a request can raise before anything is sent: a URL the idna codec or
+# httpx refuses, a header value that is not ASCII (UnicodeEncodeError, whose text quotes the character).
+# Their text may hold part of the token, so only the type's name is ever reported.
+UNSENDABLE = (httpx.InvalidURL, UnicodeError, ValueError)
+
+
+class InvalidCaBundle(ValueError):
+    """The CA bundle holds no certificate Python's ssl module can load (not PEM, or a broken one)."""
+
+
 def tls_verify(ca_pem: str | None, insecure: bool) -> Verify:
     """What httpx checks Backstage's certificate against: a given CA bundle, the system's, or nothing."""
     if insecure:
         return False
     if ca_pem:
-        return ssl.create_default_context(cadata=ca_pem)
+        try:
+            return ssl.create_default_context(cadata=ca_pem)
+        except (ssl.SSLError, ValueError) as error:
+            raise InvalidCaBundle(type(error).__name__) from None
     return True
 
 
@@ -47,6 +61,8 @@ def probe_create_endpoint(url: str, token: str, timeout: float = 5.0, verify: Ve
         return ProbeResult(error="connect", detail=str(error)[:200])
     except httpx.HTTPError as error:
         return ProbeResult(error="connect", detail=type(error).__name__)
+    except UNSENDABLE as error:
+        return ProbeResult(error="invalid", detail=type(error).__name__)
     return ProbeResult(status=response.status_code)
 
 
@@ -65,6 +81,8 @@ def check_entities(
         )
     except httpx.HTTPError as error:
         return CatalogAnswer(unavailable=f"the catalog did not answer ({type(error).__name__})")
+    except UNSENDABLE as error:
+        return CatalogAnswer(unavailable=f"no request to the catalog could be made ({type(error).__name__})")
     if response.status_code in (401, 403):
         return CatalogAnswer(
             unavailable=f"the token may not read the catalog ({response.status_code}); allow plugin catalog"
@@ -72,6 +90,24 @@ def check_entities(
         )
     if response.status_code != 200:
         return CatalogAnswer(unavailable=f"the catalog answered {response.status_code}")
-    items = response.json().get("items") or []
-    existing = {ref for ref, item in zip(refs, items, strict=False) if item}
+    return catalog_answer(refs, response.content)
+
+
+def catalog_answer(refs: list[str], content: bytes) -> CatalogAnswer:
+    """Read a 200 from `by-refs`: `items` lists one entity or null per ref, in order. Anything else (an
+    HTML login page of a proxy, another service at that URL) leaves the refs unchecked, not "missing"."""
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        return CatalogAnswer(
+            unavailable="the catalog answered 200 with something that is not JSON; check that spec.backstage.url"
+            " is Backstage itself and not a login page or proxy in front of it"
+        )
+    items = answer.get("items") if isinstance(answer, dict) else None
+    if not isinstance(items, list) or len(items) != len(refs):
+        return CatalogAnswer(
+            unavailable="the catalog answered 200 with JSON that is not an answer of /api/catalog/entities/by-refs;"
+            " check that spec.backstage.url is Backstage itself"
+        )
+    existing = {ref for ref, item in zip(refs, items, strict=True) if item}
     return CatalogAnswer(existing=frozenset(existing))

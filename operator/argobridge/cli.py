@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from argobridge.core.configplan import merge_context, merge_subscriptions
+from argobridge.core.ownership import bridge_id
 from argobridge.core.render import CONTEXT_KEY, SUBSCRIPTIONS_KEY, render_notifications_config, to_yaml
 from argobridge.core.spec import KIND, NOTIFICATIONS_CONFIGMAP, SpecError, parse_bridge_spec
 
@@ -30,13 +31,14 @@ def render_command(path: str, argocd_url: str | None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         data = dict(rendered.owned)
-        context = merge_context(None, rendered.context, {})
+        namespace = (document.get("metadata") or {}).get("namespace", "argocd")
+        owner = bridge_id(namespace, str((document.get("metadata") or {}).get("name", "backstage")))
+        context = merge_context(None, rendered.context, owner)
         if context:
             data[CONTEXT_KEY] = context
-        subscriptions = merge_subscriptions(None, rendered.subscriptions, rendered.service, rendered.triggers)
+        subscriptions = merge_subscriptions(None, rendered.subscriptions, owner)
         if subscriptions:
             data[SUBSCRIPTIONS_KEY] = subscriptions
-        namespace = (document.get("metadata") or {}).get("namespace", "argocd")
         manifest: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -53,29 +55,52 @@ def render_command(path: str, argocd_url: str | None) -> int:
 def run_command(namespaces: Sequence[str], liveness: str | None, leader_election: bool, debug: bool = False) -> int:
     """Run the operator until interrupted: every bridge in the cluster, or in the given namespaces.
 
-    With leader election, wait for the Lease first; a leader that loses it stops and exits non-zero,
-    so Kubernetes restarts it as a standby.
+    With leader election, serve the health endpoint as a standby and wait for the Lease first; every
+    write then passes the Lease's write guard, and a leader that cannot renew in time stops and exits
+    non-zero, so Kubernetes restarts it as a standby.
     """
     import os
+    import signal
     import socket
     import threading
 
-    from argobridge.operator_main import run_operator
+    from argobridge.operator_main import configure_logging, run_operator
+    from argobridge.settings import Settings
 
     if not leader_election:
         run_operator(namespaces=namespaces, liveness_endpoint=liveness, debug=debug)
         return 0
-    from argobridge.leader import LeaderElector
+    from argobridge.kube.client import WRITE_GUARD
+    from argobridge.leader import LeaderElector, StandbyHealth, exit_if_stuck
 
+    settings = Settings.from_env()
+    configure_logging(settings, debug=debug)
+    # A standby is a scrape target too (the chart's Service selects every replica): serve metrics now,
+    # not only once kopf starts, or every standby would be a target that is down.
+    from argobridge.handlers.startup import _serve_metrics_once
+
+    _serve_metrics_once(settings.metrics_port)
+    namespace = os.environ.get("POD_NAMESPACE", "default")
+    name = os.environ.get("ARGOBRIDGE_LEASE_NAME", "argobridge")
+    # Closes the write guard at once: nothing is written before this replica has taken the Lease.
     elector = LeaderElector(
-        namespace=os.environ.get("POD_NAMESPACE", "default"),
-        name=os.environ.get("ARGOBRIDGE_LEASE_NAME", "argobridge"),
+        namespace=namespace,
+        name=name,
         identity=os.environ.get("POD_ID") or socket.gethostname(),
         duration=int(os.environ.get("ARGOBRIDGE_LEASE_SECONDS", "15")),
+        guard=WRITE_GUARD,
     )
-    elector.acquire()
     stop = threading.Event()
+    # A standby asked to stop (a rollout, a scale-down) has nothing to hand over: exit 0 at once.
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with StandbyHealth(liveness, f"{namespace}/{name}"):
+            if not elector.acquire(stop):
+                return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     elector.keep_renewing(on_lost=stop)
+    exit_if_stuck(elector.lost, grace=max(30.0, elector.timing.duration * 2))
     try:
         run_operator(namespaces=namespaces, liveness_endpoint=liveness, stop_flag=stop, debug=debug)
     finally:

@@ -36,6 +36,7 @@ def cluster_reachable() -> bool:
 
 def apply_sample(namespace: str) -> dict[str, Any]:
     """Create the demo namespace and apply the sample bridge into it."""
+    from argobridge.devcluster.argocd_install import install_argocd_objects
     from argobridge.kube.client import api_client
 
     core = client.CoreV1Api(api_client())
@@ -45,6 +46,8 @@ def apply_sample(namespace: str) -> dict[str, Any]:
         field_manager="argobridge-demo",
         _content_type="application/apply-patch+yaml",
     )
+    # The demo stands in for an installed Argo CD: its install creates these two, ArgoBridge never does.
+    install_argocd_objects(core, namespace)
     sample: dict[str, Any] = yaml.safe_load((MANIFESTS / "samples" / "backstagebridge.yaml").read_text())
     sample["metadata"]["namespace"] = namespace
     client.CustomObjectsApi(api_client()).patch_namespaced_custom_object(

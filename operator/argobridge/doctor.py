@@ -32,7 +32,7 @@ from argobridge.core.spec import (
 from argobridge.core.token import token_problem
 from argobridge.kube import bridges, configmaps, deployments, mirror, secrets
 from argobridge.kube.client import api_client, custom_objects
-from argobridge.kube.errors import KubeError
+from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError, transport_message
 
 BRIDGE_CRD = f"{PLURAL}.{GROUP}"
 APPLICATION_CRD = "applications.argoproj.io"
@@ -238,6 +238,9 @@ def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
 def check_token(namespace: str, spec: BridgeSpec) -> tuple[list[Finding], str | None]:
     token = secrets.read_secret_key(namespace, spec.secret_name, spec.token_key)
     where = f"key {spec.token_key} of Secret {spec.secret_name}"
+    if token is None and secrets.secret_uid(namespace, spec.secret_name) is None:
+        fix = "Argo CD's install creates it (ArgoBridge never does): install or repair Argo CD's notifications"
+        return [problem("token", f"Secret {namespace}/{spec.secret_name} does not exist", fix)], None
     if token is None:
         return [problem("token", f"no token in {where}", "the operator generates it; is it running?")], None
     why = token_problem(token)
@@ -359,5 +362,7 @@ def doctor_command(namespace: str, output: str, checks: Callable[[str], list[Fin
         findings = checks(namespace)
     except KubeError as error:
         findings = [problem("cluster", str(error), "check the kubeconfig and ArgoBridge's permissions")]
+    except TRANSPORT_ERRORS as error:
+        findings = [problem("cluster", transport_message(error), "check the kubeconfig's server and the network")]
     print(format_json(namespace, findings) if output == "json" else format_text(findings))
     return 0 if all(finding.ok for finding in findings) else 1

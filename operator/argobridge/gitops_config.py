@@ -9,7 +9,7 @@ put back when they are switched on again (Backstage holds the same token; a new 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from argobridge import drift_repairs
@@ -22,12 +22,22 @@ from argobridge.core.gitops import (
     notifications_disabled_message,
     server_route_name,
 )
+from argobridge.core.ownership import (
+    KeyConflict,
+    Ownership,
+    conflict_hint,
+    describe_conflicts,
+    field_manager,
+    spec_entry,
+)
 from argobridge.core.render import render_notifications_config
-from argobridge.core.resourceplan import flatten, plan_resource, plan_resource_removal
-from argobridge.core.spec import NOTIFICATIONS_CONFIGMAP, BridgeSpec, Flavor
+from argobridge.core.resourceplan import SECTIONS, ResourcePlan, flatten, plan_resource, plan_resource_removal
+from argobridge.core.spec import DEFAULT_SECRET_NAME, NOTIFICATIONS_CONFIGMAP, BridgeSpec, Flavor
 from argobridge.core.status import Notice, ReconcileReport, config_hash
 from argobridge.core.token import token_problem
 from argobridge.kube import argocd, gitops, secrets
+from argobridge.kube.apply import APPLY_ATTEMPTS, StaleReadError, apply_planned
+from argobridge.kube.errors import KubeError
 
 
 @dataclass(frozen=True)
@@ -72,9 +82,13 @@ def blocked(namespace: str, spec: BridgeSpec, facts: FlavorFacts) -> list[Condit
     return []
 
 
+# ArgoBridge's own copy of the token, which the Argo CD operator never deletes.
+BACKUP_SECRET_NAME = f"{DEFAULT_SECRET_NAME}-argobridge"
+
+
 def backup_secret_name(spec: BridgeSpec) -> str:
-    """ArgoBridge's own copy of the token, which the Argo CD operator never deletes."""
-    return f"{spec.secret_name}-argobridge"
+    """ArgoBridge's own copy of the token (one name: the token always lives in Argo CD's one Secret)."""
+    return BACKUP_SECRET_NAME
 
 
 def restore_token(namespace: str, spec: BridgeSpec, report: ReconcileReport) -> str | None:
@@ -93,7 +107,8 @@ def restore_token(namespace: str, spec: BridgeSpec, report: ReconcileReport) -> 
 def keep_token(namespace: str, spec: BridgeSpec, token: str) -> None:
     """Keep ArgoBridge's copy equal to the token in use; writes only when it differs."""
     if secrets.read_secret_key(namespace, backup_secret_name(spec), spec.token_key) != token:
-        secrets.apply_secret_key(namespace, backup_secret_name(spec), spec.token_key, token)
+        # ArgoBridge's own Secret: the one Secret the operator may create.
+        secrets.apply_secret_key(namespace, backup_secret_name(spec), spec.token_key, token, may_create=True)
 
 
 def resolve_argocd_url(namespace: str, spec: BridgeSpec, facts: FlavorFacts) -> str | None:
@@ -108,19 +123,81 @@ def resolve_argocd_url(namespace: str, spec: BridgeSpec, facts: FlavorFacts) -> 
     return argocd.read_argocd_url(namespace)
 
 
+def _ownership(namespace: str, name: str, status: Mapping[str, object], observed: gitops.ObservedResource) -> Ownership:
+    record = status.get("ownership")
+    keys = record.get("keys") if isinstance(record, Mapping) else None
+    return Ownership.of(namespace, name, observed.owners, [str(key) for key in keys or []])
+
+
+Writer = Callable[[gitops.ObservedResource, ResourcePlan, bool], None]
+
+
+def _write(namespace: str, resource: str, manager: str) -> Writer:
+    def write(observed: gitops.ObservedResource, plan: ResourcePlan, force: bool) -> None:
+        gitops.apply_notifications_configuration(
+            namespace, resource, plan.spec, manager, observed.resource_version, force
+        )
+        if plan.release_legacy:  # the legacy manager gives up every entry, after ours took them over
+            gitops.apply_notifications_configuration(namespace, resource, None, force=False)
+
+    return write
+
+
+def _spec_entry(field: str) -> str | None:
+    return spec_entry(field, SECTIONS)
+
+
 def apply_config(
     namespace: str,
     spec: BridgeSpec,
     facts: FlavorFacts,
     status: Mapping[str, object],
     report: ReconcileReport,
-    bridge: str = "",
+    bridge: str = "backstage",
 ) -> dict[str, str] | None:
-    """Apply our entries to the resource; the ConfigMap data the operator will build, or None when waiting."""
+    """Apply our entries to the resource; the ConfigMap data the operator will build, or None when waiting.
+
+    As for the ConfigMap: this bridge's own field manager, the read's resourceVersion on every write, and
+    an entry of the same name that someone else wrote is a KeyConflict with nothing written.
+    """
     name = spec.notifications_configuration
     report.notifications_configuration = name
     report.config_map = NOTIFICATIONS_CONFIGMAP
-    observed = gitops.read_notifications_configuration(namespace, name)
+    what = f"NotificationsConfiguration {name}"
+    argocd_url = resolve_argocd_url(namespace, spec, facts)
+    rendered = render_notifications_config(spec, argocd_url)
+    manager = field_manager(namespace, bridge)
+
+    def plan_for(observed: gitops.ObservedResource) -> ResourcePlan:
+        if observed.spec is None:
+            return ResourcePlan(spec={})
+        return plan_resource(observed.spec, _ownership(namespace, bridge, status, observed), rendered)
+
+    paced, write = [drift_repairs.Gate()], _write(namespace, name, manager)
+
+    def paced_write(observed: gitops.ObservedResource, plan: ResourcePlan, force: bool) -> None:
+        """Repairs of entries another writer changed are paced (core/repairs.py)."""
+        if not force:
+            fingerprint = config_hash({f"{section}/{key}": value for (section, key), value in plan.entries.items()})
+            keys = [*plan.added, *plan.changed, *plan.removed] if status.get("configHash") == fingerprint else []
+            paced[0] = drift_repairs.gate(namespace, bridge, "NotificationsConfiguration", name, keys, report)
+        if paced[0].write:
+            write(observed, plan, force)
+
+    try:
+        observed, plan, outcome = apply_planned(
+            lambda: gitops.read_notifications_configuration(namespace, name),
+            plan_for,
+            paced_write,
+            _spec_entry,
+        )
+    except StaleReadError:
+        message = (
+            f"{what} changed between every read and write ({APPLY_ATTEMPTS} attempts); ArgoBridge wrote nothing"
+            " rather than overwrite those edits, and tries again at the next reconcile"
+        )
+        report.conditions.append(Condition(CONFIG_APPLIED, False, "ConcurrentEdits", message))
+        return None
     if observed.spec is None:
         message = (
             f"NotificationsConfiguration {namespace}/{name} does not exist yet; the Argo CD operator creates"
@@ -129,30 +206,39 @@ def apply_config(
         )
         report.conditions.append(Condition(CONFIG_APPLIED, False, "WaitingForNotificationsConfiguration", message))
         return None
-    argocd_url = resolve_argocd_url(namespace, spec, facts)
-    rendered = render_notifications_config(spec, argocd_url)
-    plan = plan_resource(observed.spec, observed.managed, rendered)
+    conflicts = plan.conflicts or tuple(
+        KeyConflict(_spec_entry(item.field) or item.field, (repr(item.manager),), conflict_hint(item.field))
+        for item in outcome.field_conflicts
+    )
+    if conflicts:
+        message = describe_conflicts(conflicts, what)
+        condition = Condition(CONFIG_APPLIED, False, "KeyConflict", message)
+        report.conditions.append(condition)
+        if _changed(status, condition):
+            report.notices.append(Notice("Warning", "KeyConflict", message))
+        return None
     fingerprint = config_hash({f"{section}/{key}": value for (section, key), value in plan.entries.items()})
     report.argocd_url = argocd_url
     report.owned_keys = len(rendered.owned)
-    what = f"NotificationsConfiguration {name}"
-    drifted = plan.needs_write and status.get("configHash") == fingerprint
-    keys = [*plan.added, *plan.changed, *plan.removed] if drifted else []
-    paced = drift_repairs.gate(namespace, bridge, "NotificationsConfiguration", name, keys, report)
-    if plan.needs_write and paced.write:
-        gitops.apply_notifications_configuration(namespace, name, plan.spec)
+    report.ownership = {"fieldManager": manager, "keys": list(plan.owned_keys)}
+    drifted = status.get("configHash") == fingerprint
+    if outcome.written and paced[0].write:
         summary = ", ".join(
             f"{label} {', '.join(keys)}"
             for label, keys in (("added", plan.added), ("changed", plan.changed), ("removed", plan.removed))
             if keys
         )
         report.drift_repaired = drifted
-        if report.drift_repaired and paced.announce:
+        if report.drift_repaired and paced[0].announce:
             report.notices.append(
                 Notice("Warning", "DriftRepaired", f"Restored entries of {what} edited outside ArgoBridge: {summary}")
             )
-        else:
+        elif summary:
             report.notices.append(Notice("Normal", "ConfigApplied", f"Updated {what}: {summary}"))
+    if plan.left:
+        report.notices.append(
+            Notice("Normal", "KeysLeft", f"Left {', '.join(plan.left)} in {what}: changed by someone else since")
+        )
     report.config_hash = fingerprint
     link_note = "" if argocd_url else "; no Argo CD URL is known, so notifications carry no link"
     report.conditions.append(
@@ -165,23 +251,61 @@ def apply_config(
         )
     )
     final = {section: dict(values) for section, values in observed.spec.items() if isinstance(values, dict)}
-    for section, key in observed.managed - set(plan.entries):
+    for entry in plan.removed:
+        section, key = entry.split(".", 1)
         final.get(section, {}).pop(key, None)
     for (section, key), value in plan.entries.items():
         final.setdefault(section, {})[key] = value
     return flatten(final)
 
 
-def remove_config(namespace: str, spec: BridgeSpec) -> list[Notice]:
+def _changed(status: Mapping[str, object], condition: Condition) -> bool:
+    """Whether a condition's status or reason differs from the bridge's status (post an Event only then)."""
+    conditions = status.get("conditions")
+    for item in conditions if isinstance(conditions, list) else []:
+        if isinstance(item, Mapping) and item.get("type") == condition.type:
+            return item.get("status") != ("True" if condition.status else "False") or item.get("reason") != (
+                condition.reason
+            )
+    return True
+
+
+def remove_config(namespace: str, bridge: str, spec: BridgeSpec, status: Mapping[str, object]) -> list[Notice]:
     """Take our entries out of the resource (users' entries and subscriptions stay)."""
     name = spec.notifications_configuration
-    observed = gitops.read_notifications_configuration(namespace, name)
-    if observed.spec is None:
-        return []
-    plan = plan_resource_removal(observed.spec, observed.managed, render_notifications_config(spec, None))
-    if not plan.needs_write:
-        return []
-    gitops.apply_notifications_configuration(namespace, name, plan.spec)
-    return [
-        Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} entries from NotificationsConfiguration {name}")
-    ]
+    what = f"NotificationsConfiguration {name}"
+    rendered = render_notifications_config(spec, None)
+
+    def plan_for(observed: gitops.ObservedResource) -> ResourcePlan:
+        if observed.spec is None:
+            return ResourcePlan(spec={})
+        return plan_resource_removal(observed.spec, _ownership(namespace, bridge, status, observed), rendered)
+
+    try:
+        _, plan, outcome = apply_planned(
+            lambda: gitops.read_notifications_configuration(namespace, name),
+            plan_for,
+            _write(namespace, name, field_manager(namespace, bridge)),
+            _spec_entry,
+        )
+    except KubeError as error:
+        if error.status not in (403, 404):
+            raise
+        return [Notice("Warning", "ConfigNotRemoved", f"Could not take ArgoBridge's entries out of {what}: {error}")]
+    notices = []
+    if outcome.written:
+        notices.append(Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} entries from {what}"))
+    for key in plan.unreadable:
+        notices.append(
+            Notice(
+                "Warning",
+                "UnreadableConfig",
+                f"The `{key}` entry of {what} is not valid YAML: ArgoBridge took out only its own marked lines and"
+                " left the rest exactly as it is; fix it, or Argo CD sends no notifications at all",
+            )
+        )
+    if plan.left:
+        notices.append(
+            Notice("Normal", "KeysLeft", f"Left {', '.join(plan.left)} in {what}: changed by someone else since")
+        )
+    return notices

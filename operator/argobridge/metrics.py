@@ -36,7 +36,7 @@ RECONCILE_SECONDS = Histogram(
 )
 ERRORS = Counter(
     "argobridge_reconcile_errors_total",
-    "Reconciles that left a condition False, by the condition's reason (InvalidSpec, ApiError, ...).",
+    "Reconciles leaving a condition False or Unknown, and failed handlers, by reason (InvalidSpec, ...).",
     [*_BRIDGE, "reason"],
     registry=REGISTRY,
 )
@@ -90,6 +90,11 @@ def record_reconcile(namespace: str, bridge: str, view: ReconcileView, seconds: 
         _child(BACKSTAGE_UP, namespace, bridge).set(1 if view.probe_ok else 0)
     for state, count in view.applications.items():
         _child(APPLICATIONS, namespace, bridge, state).set(count)
+
+
+def record_failure(namespace: str, bridge: str, reason: str) -> None:
+    """Count a handler failure that no reconcile report carried (status write, deletion, API down)."""
+    _child(ERRORS, namespace, bridge, reason).inc()
 
 
 def record_token_written(namespace: str, bridge: str, written: datetime | None) -> None:

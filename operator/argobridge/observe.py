@@ -11,7 +11,7 @@ from argobridge.core.metricsview import view_of
 from argobridge.core.spec import SpecError, parse_bridge_spec
 from argobridge.core.status import ReconcileReport
 from argobridge.kube import secrets
-from argobridge.kube.errors import KubeError
+from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def observe_reconcile(body: Mapping[str, Any], report: ReconcileReport, seconds:
     try:
         spec = parse_bridge_spec(body.get("spec") or {})
         written = secrets.read_key_written_at(namespace, spec.secret_name, spec.token_key)
-    except (SpecError, KubeError) as error:
-        log.debug("Token age of %s/%s unknown: %s", namespace, name, error)
+    except (SpecError, KubeError, *TRANSPORT_ERRORS) as error:
+        log.debug("Token age of %s/%s unknown: %s", namespace, name, type(error).__name__)
         return
     metrics.record_token_written(namespace, name, written)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
+import aiohttp
 import kopf
 
+from argobridge.kube.client import WRITE_GUARD, WriteGuard, user_agent
 from argobridge.settings import Settings
 
 
@@ -19,6 +23,37 @@ def configure_logging(settings: Settings, debug: bool = False) -> None:
     # The API client logs request bodies at DEBUG, which would include Secret data: keep it quiet.
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def kopf_session(info: kopf.ConnectionInfo, guard: WriteGuard = WRITE_GUARD) -> kopf.AiohttpSession:
+    """kopf's HTTP session for these credentials, with every write behind the Lease's write guard.
+
+    kopf writes on its own (finalizers, progress and last-handled annotations, Events, patches of
+    handler results); a leader resumed after its Lease expired must not make kopf write either, and
+    kopf has no hook of its own for that. The guard runs as an aiohttp middleware, the last step
+    before a request is sent. Needs a running event loop (the login handler is async).
+    """
+
+    async def refuse_unless_leading(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        guard.check(request.method)
+        return await handler(request)
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers={**info.as_http_headers(), "User-Agent": user_agent()},
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+        middlewares=(refuse_unless_leading,),
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        priority=info.priority,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        aiohttp_session=session,
+    )
 
 
 def run_operator(
@@ -37,13 +72,45 @@ def run_operator(
     # namespaces and CRDs would need to list both cluster-wide, so it is off in that mode (an
     # Application CRD installed later is then picked up at the operator's next restart).
     settings.scanning.disabled = bool(namespaces)
-    kopf.run(
-        settings=settings,
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        liveness_endpoint=liveness_endpoint,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        loop=asyncio.new_event_loop() if threading.current_thread() is not threading.main_thread() else None,
-    )
+
+    async def operate() -> None:
+        await kopf.operator(
+            settings=settings,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            liveness_endpoint=liveness_endpoint,
+            stop_flag=_loop_flag(stop_flag),
+            ready_flag=ready_flag,
+            # Read by the startup handler that watches Argo CD's ConfigMaps and Secrets by name.
+            memo=kopf.Memo(namespaces=list(namespaces)),
+        )
+
+    # A loop of its own in any thread (tests and the demo run the operator in one), as kopf.run would.
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(operate())
+
+
+def _loop_flag(stop_flag: threading.Event | None) -> Any:
+    """`stop_flag` as an asyncio future of the running loop, set from a daemon thread of our own.
+
+    Given a threading.Event, kopf waits for it in the loop's executor, and the loop cannot close while
+    that thread waits: a SIGTERM stopped kopf but the process never exited (and never released the
+    Lease) until the kubelet killed it.
+    """
+    if stop_flag is None:
+        return None
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    def relay() -> None:
+        stop_flag.wait()
+        with contextlib.suppress(RuntimeError):  # the loop is closed already: nothing left to stop
+            loop.call_soon_threadsafe(resolve)
+
+    threading.Thread(target=relay, name="stop-flag-relay", daemon=True).start()
+    return future

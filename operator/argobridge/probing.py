@@ -24,6 +24,7 @@ from argobridge.core.probe import (
 )
 from argobridge.core.spec import BridgeSpec
 from argobridge.kube import secrets
+from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError, transport_message
 from argobridge.settings import Settings
 
 BACKOFF_BASE_SECONDS = 5.0
@@ -41,21 +42,65 @@ class _Last:
 _probes: dict[tuple[str, str], _Last] = {}
 
 
-class CaBundleMissing(Exception):
+class CaBundleProblem(Exception):
+    """spec.backstage.caBundle cannot be used; `reason` is the BackstageReachable reason, the message the fix."""
+
+    reason = "CABundleInvalid"
+
+
+class CaBundleInvalid(CaBundleProblem):
+    """The CA bundle holds nothing Python's ssl module can load as a certificate (not PEM, or broken)."""
+
+
+class CaBundleMissing(CaBundleProblem):
     """The CA bundle Secret or key named in spec.backstage.caBundle does not exist."""
+
+    reason = "CABundleMissing"
+
+
+class CaBundleUnreadable(CaBundleProblem):
+    """The CA bundle Secret could not be read (RBAC, the API did not answer)."""
+
+    reason = "CABundleUnreadable"
 
 
 def verify_for(namespace: str, spec: BridgeSpec) -> Verify:
-    """httpx's `verify` for this bridge: its CA bundle Secret, insecureSkipVerify, or the system CAs."""
-    pem = None
+    """httpx's `verify` for this bridge: its CA bundle Secret, insecureSkipVerify, or the system CAs.
+
+    Raises CaBundleProblem only, so a bad bundle is a condition and never stops the configuration.
+    """
+    pem, where = None, ""
     if spec.ca_bundle is not None:
-        pem = secrets.read_secret_key(namespace, spec.ca_bundle.secret_name, spec.ca_bundle.key)
+        where = f"key {spec.ca_bundle.key} of Secret {spec.ca_bundle.secret_name}"
+        try:
+            pem = secrets.read_secret_key(namespace, spec.ca_bundle.secret_name, spec.ca_bundle.key)
+        except KubeError as error:
+            if error.status == 403:
+                # The chart grants Secrets by name only: this one has to be named at install time.
+                raise CaBundleUnreadable(
+                    f"ArgoBridge may not read Secret {spec.ca_bundle.secret_name} (spec.backstage.caBundle): the"
+                    f" chart grants Secrets by name only; install it with --set"
+                    f" 'rbac.caBundleSecrets={{{spec.ca_bundle.secret_name}}}'"
+                ) from None
+            raise CaBundleUnreadable(
+                f"spec.backstage.caBundle names {where}, which could not be read ({error}); check ArgoBridge's RBAC"
+            ) from None
+        except TRANSPORT_ERRORS as error:
+            raise CaBundleUnreadable(
+                f"spec.backstage.caBundle names {where}, which could not be read ({transport_message(error)})"
+            ) from None
         if pem is None:
             raise CaBundleMissing(
-                f"spec.backstage.caBundle names key {spec.ca_bundle.key} of Secret {spec.ca_bundle.secret_name},"
-                " which does not exist; create it with Backstage's CA certificate (PEM)"
+                f"spec.backstage.caBundle names {where}, which does not exist; create it with Backstage's CA"
+                " certificate (PEM)"
             )
-    return backstage_client.tls_verify(pem, spec.insecure_skip_verify)
+    try:
+        return backstage_client.tls_verify(pem, spec.insecure_skip_verify)
+    except backstage_client.InvalidCaBundle as error:
+        raise CaBundleInvalid(
+            f"spec.backstage.caBundle names {where}, which holds no certificate that can be loaded ({error});"
+            " put Backstage's CA certificate there in PEM form (-----BEGIN CERTIFICATE----- ...)"
+        ) from None
 
 
 def forget(namespace: str, name: str) -> None:
@@ -68,8 +113,8 @@ def probe_bridge(namespace: str, name: str, spec: BridgeSpec, token: str) -> tup
     """BackstageReachable, and the spec with the path that works (the root path on a legacy backend)."""
     try:
         verify = verify_for(namespace, spec)
-    except CaBundleMissing as error:
-        return Condition(BACKSTAGE_REACHABLE, False, "CABundleMissing", str(error)), spec
+    except CaBundleProblem as error:
+        return Condition(BACKSTAGE_REACHABLE, False, error.reason, str(error)), spec
     fingerprint = f"{spec.webhook_url}\n{spec.notifications_path_explicit}\n{spec.insecure_skip_verify}\n{token}"
     if spec.ca_bundle is not None:
         fingerprint += f"\n{verify is not True}\n{spec.ca_bundle}"
@@ -109,7 +154,7 @@ def accepts(namespace: str, spec: BridgeSpec, token: str, name: str = "") -> boo
         return False
     try:
         verify = verify_for(namespace, spec)
-    except CaBundleMissing:
+    except CaBundleProblem:
         accepted = False
     else:
         accepted = backstage_client.probe_create_endpoint(spec.webhook_url, token, verify=verify).status == 400

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +26,19 @@ from argobridge.core.appcheck import (
     missing_entities,
     refs_to_check,
 )
-from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
-from argobridge.core.configplan import ForeignDataError, plan_config, plan_removal
+from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition, status_word
+from argobridge.core.configplan import ConfigPlan, ForeignDataError, plan_config, plan_removal
+from argobridge.core.ownership import (
+    KeyConflict,
+    Owner,
+    Ownership,
+    conflict_hint,
+    data_key,
+    describe_conflicts,
+    field_manager,
+)
 from argobridge.core.probe import entities_condition, probe_due
-from argobridge.core.render import ARGOCD_URL_CONTEXT, RenderedConfig, render_notifications_config
+from argobridge.core.render import render_notifications_config
 from argobridge.core.resourceplan import UnsafeContextError
 from argobridge.core.spec import (
     NOTIFICATIONS_CONFIGMAP,
@@ -40,9 +49,11 @@ from argobridge.core.spec import (
     parse_bridge_spec,
 )
 from argobridge.core.status import Notice, ReconcileReport, build_status, config_hash, status_patch
-from argobridge.core.token import generate_token, token_problem
+from argobridge.core.token import generate_token, services_using_key, token_problem
+from argobridge.failures import describe_failure
 from argobridge.kube import argocd, bridges, configmaps, secrets
-from argobridge.kube.errors import KubeError
+from argobridge.kube.apply import APPLY_ATTEMPTS, StaleReadError, apply_planned
+from argobridge.kube.errors import TRANSPORT_ERRORS, ArgoCDObjectMissing, KubeError
 from argobridge.settings import Settings
 from argobridge.token_rotation import TOKEN_MIRRORED, rotate_token
 
@@ -183,7 +194,7 @@ def _catalog(
         else:
             try:
                 verify = probing.verify_for(bridge.namespace, spec)
-            except probing.CaBundleMissing as error:
+            except probing.CaBundleProblem as error:
                 answer = CatalogAnswer(unavailable=str(error))
             else:
                 answer = backstage_client.check_entities(spec.backstage_url, token, refs, verify=verify)
@@ -200,30 +211,104 @@ def _apply_gitops_config(
     applications: Iterable[AppFacts],
     token: str,
 ) -> None:
-    config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report, bridge=bridge.name)
+    config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report, bridge.name)
     if config is not None:
         _check_applications(bridge, spec, config, applications, report, token)
+
+
+def _ownership(bridge: BridgeRef, owners: Mapping[str, list[Owner]]) -> Ownership:
+    """What says which keys are this bridge's: field managers as read, and the keys its status records."""
+    recorded = (bridge.status.get("ownership") or {}).get("keys") or []
+    return Ownership.of(bridge.namespace, bridge.name, owners, [str(key) for key in recorded])
+
+
+def _conflict_condition(
+    bridge: BridgeRef, report: ReconcileReport, conflicts: tuple[KeyConflict, ...], where: str
+) -> None:
+    """ConfigApplied False, KeyConflict: which keys, whose, how to hand them over; posted once per change."""
+    message = describe_conflicts(conflicts, where)
+    condition = Condition(CONFIG_APPLIED, False, "KeyConflict", message)
+    report.conditions.append(condition)
+    if _changed(bridge.status, condition):
+        report.notices.append(Notice("Warning", "KeyConflict", message))
+
+
+def _config_map_writer(bridge: BridgeRef) -> Callable[[configmaps.ObservedConfigMap, ConfigPlan, bool], None]:
+    """How a plan lands in Argo CD's ConfigMap: as this bridge's field manager, on the version and the
+    object (uid) it was planned from, releasing the legacy manager once its fields are taken over."""
+    manager = field_manager(bridge.namespace, bridge.name)
+
+    def write(observed: configmaps.ObservedConfigMap, plan: ConfigPlan, force: bool) -> None:
+        configmaps.apply_config_map_data(
+            bridge.namespace,
+            NOTIFICATIONS_CONFIGMAP,
+            plan.data,
+            manager,
+            observed.resource_version,
+            force,
+            uid=observed.uid,
+        )
+        if plan.release_legacy:
+            configmaps.release_legacy_manager(bridge.namespace, NOTIFICATIONS_CONFIGMAP, observed.uid)
+
+    return write
 
 
 def _apply_config(
     bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, applications: Iterable[AppFacts], token: str
 ) -> None:
+    """Apply the plan as this bridge's field manager, on exactly the version it was made from (see
+    kube.apply.apply_planned); a key someone else wrote stops the whole write (nothing half-applied)."""
     argocd_url = spec.argocd_url or argocd.read_argocd_url(bridge.namespace)
     rendered = render_notifications_config(spec, argocd_url)
-    observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
     previous_url = bridge.status.get("argocdUrl")
-    previous_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
-    plan = plan_config(observed.data, observed.managed, rendered, previous_context)
-    fingerprint = config_hash(plan.data)
+    manager = field_manager(bridge.namespace, bridge.name)
+    where = f"ConfigMap {NOTIFICATIONS_CONFIGMAP}"
+
+    def plan_for(observed: configmaps.ObservedConfigMap) -> ConfigPlan:
+        ownership = _ownership(bridge, observed.owners)
+        return plan_config(observed.data, ownership, rendered, str(previous_url) if previous_url else None)
+
+    paced = drift_repairs.Gate()
+    land = _config_map_writer(bridge)
+
+    def write(observed: configmaps.ObservedConfigMap, plan: ConfigPlan, force: bool) -> None:
+        nonlocal paced
+        if not force:  # repairs of keys another writer changed are paced (core/repairs.py)
+            drifted = bridge.status.get("configHash") == config_hash(plan.data)
+            keys = [*plan.added, *plan.changed, *plan.removed] if drifted else []
+            paced = drift_repairs.gate(
+                bridge.namespace, bridge.name, "ConfigMap", NOTIFICATIONS_CONFIGMAP, keys, report
+            )
+        if paced.write:
+            land(observed, plan, force)
+
     report.config_map = NOTIFICATIONS_CONFIGMAP
+    try:
+        observed, plan, outcome = apply_planned(
+            lambda: configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP), plan_for, write, data_key
+        )
+    except StaleReadError:
+        message = (
+            f"{where} changed between every read and write ({APPLY_ATTEMPTS} attempts); ArgoBridge wrote nothing"
+            " rather than overwrite those edits, and tries again at the next reconcile"
+        )
+        report.conditions.append(Condition(CONFIG_APPLIED, False, "ConcurrentEdits", message))
+        return
+    conflicts = plan.conflicts or tuple(
+        KeyConflict(data_key(item.field) or item.field, (repr(item.manager),), conflict_hint(item.field))
+        for item in outcome.field_conflicts
+    )
+    if conflicts:
+        _conflict_condition(bridge, report, conflicts, where)
+        _check_applications(bridge, spec, observed.data or {}, applications, report, token)
+        return
+    fingerprint = config_hash(plan.data)
     report.argocd_url = argocd_url
     report.owned_keys = len(rendered.owned)
-    drifted = plan.needs_write and bridge.status.get("configHash") == fingerprint
-    # Repairs of keys another writer changed are paced (core/repairs.py); no keys: nothing to pace.
-    keys = [*plan.added, *plan.changed, *plan.removed] if drifted else []
-    paced = drift_repairs.gate(bridge.namespace, bridge.name, "ConfigMap", NOTIFICATIONS_CONFIGMAP, keys, report)
-    if plan.needs_write and paced.write:
-        configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
+    report.ownership = {"fieldManager": manager, "keys": list(plan.owned_keys)}
+    drifted = bridge.status.get("configHash") == fingerprint
+    if outcome.written and paced.write:
         summary = ", ".join(
             f"{label} {', '.join(keys)}"
             for label, keys in (("added", plan.added), ("changed", plan.changed), ("removed", plan.removed))
@@ -238,8 +323,10 @@ def _apply_config(
                     f"Restored keys of {NOTIFICATIONS_CONFIGMAP} edited outside ArgoBridge: {summary}",
                 )
             )
-        else:
+        elif summary:
             report.notices.append(Notice("Normal", "ConfigApplied", f"Updated {NOTIFICATIONS_CONFIGMAP}: {summary}"))
+    if plan.left:
+        report.notices.append(_left_notice(plan.left, where))
     report.config_hash = fingerprint
     final = {key: value for key, value in (observed.data or {}).items() if key not in plan.removed}
     _check_applications(bridge, spec, {**final, **plan.data}, applications, report, token)
@@ -255,6 +342,57 @@ def _apply_config(
             "Applied",
             f"{len(rendered.owned)} keys in {NOTIFICATIONS_CONFIGMAP} are up to date{link_note}",
         )
+    )
+
+
+def _held_before_writing(bridge: BridgeRef, spec: BridgeSpec, gitops: bool, report: ReconcileReport) -> bool:
+    """Plain Argo CD: what stops a bridge before it writes anything, with its conditions in `report`.
+
+    Its notifications ConfigMap missing (checked before the token is written, so a bridge facing half an
+    install writes nothing; a missing Secret stops the token's own write), or a token key that another
+    service of that ConfigMap already reads (another service's credential must never become ours).
+    """
+    if gitops:
+        return False
+    observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
+    if observed.uid is None:
+        _waiting_for_argocd(bridge, ArgoCDObjectMissing("ConfigMap", bridge.namespace, NOTIFICATIONS_CONFIGMAP), report)
+        return True
+    users = services_using_key(spec.token_key, observed.data or {}, f"service.webhook.{spec.service_name}")
+    if not users:
+        return False
+    message = (
+        f"spec.token.key {spec.token_key} is the key of {spec.secret_name} that {', '.join(users)} of"
+        f" {NOTIFICATIONS_CONFIGMAP} reads: another service's credential is never used as Backstage's token;"
+        " choose a key of ArgoBridge's own (the default is backstage-token)"
+    )
+    conditions = [
+        Condition(TOKEN_READY, False, "KeyInUse", message),
+        Condition(CONFIG_APPLIED, False, "KeyInUse", message),
+    ]
+    report.conditions += conditions
+    if _changed(bridge.status, conditions[0]):
+        report.notices.append(Notice("Warning", "KeyInUse", message))
+    return True
+
+
+def _waiting_for_argocd(bridge: BridgeRef, missing: ArgoCDObjectMissing, report: ReconcileReport) -> None:
+    """Conditions (and one Event when they start) for an Argo CD object that only Argo CD's install creates."""
+    waiting = [
+        Condition(CONFIG_APPLIED, False, "WaitingForArgoCD", str(missing)),
+        Condition(TOKEN_READY, False, "WaitingForArgoCD", str(missing)),
+    ]
+    report.conditions += waiting
+    if _changed(bridge.status, waiting[0]):
+        report.notices.append(Notice("Warning", "WaitingForArgoCD", str(missing)))
+
+
+def _left_notice(keys: tuple[str, ...], where: str) -> Notice:
+    return Notice(
+        "Normal",
+        "KeysLeft",
+        f"Left {', '.join(keys)} in {where}: ArgoBridge wrote them but someone changed them since, so they are"
+        " theirs now; delete them if nothing uses them",
     )
 
 
@@ -276,9 +414,15 @@ def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileRe
         if mirrored and not mirrored[-1].status and not _changed(bridge.status, mirrored[-1]):
             report.notices = [n for n in report.notices if n.reason != mirrored[-1].reason]
         return rotated
-    except KubeError as error:
-        message = f"Token mirror or rotation failed: {error}; check ArgoBridge's RBAC for that Secret and Deployment"
+    except (KubeError, *TRANSPORT_ERRORS) as error:
+        failure = error if isinstance(error, KubeError) else KubeError("talking to the Kubernetes API", error)
+        message = f"Token mirror or rotation failed: {failure}; check ArgoBridge's RBAC for that Secret and Deployment"
         report.conditions.append(Condition(TOKEN_MIRRORED, False, "ApiError", message))
+        report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
+        return token
+    except Exception as error:  # a bug in rotation must not hold Argo CD's configuration back
+        reason, message = describe_failure(error, "Token mirror or rotation")
+        report.conditions.append(Condition(TOKEN_MIRRORED, False, reason, message))
         report.notices.append(Notice("Warning", "TokenMirrorFailed", message))
         return token
 
@@ -287,10 +431,7 @@ def _changed(status: Mapping[str, Any], condition: Condition) -> bool:
     """Whether a condition's status or reason differs from what the bridge's status says now."""
     for item in status.get("conditions") or []:
         if item.get("type") == condition.type:
-            return bool(
-                item.get("status") != ("True" if condition.status else "False")
-                or item.get("reason") != condition.reason
-            )
+            return bool(item.get("status") != status_word(condition.status) or item.get("reason") != condition.reason)
     return True
 
 
@@ -319,6 +460,8 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             report.conditions += held
             if _changed(bridge.status, held[0]):
                 report.notices.append(Notice("Warning", held[0].reason, held[0].message))
+        elif _held_before_writing(bridge, spec, gitops, report):
+            pass
         elif token := _ensure_token(bridge, spec, report, restore=gitops):
             reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
             rotated = _rotate(bridge, effective, token, report)
@@ -355,11 +498,31 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
     except ForeignDataError as error:
         report.conditions.append(Condition(CONFIG_APPLIED, False, "UnreadableConfig", str(error)))
         report.notices.append(Notice("Warning", "UnreadableConfig", str(error)))
+    except ArgoCDObjectMissing as error:
+        report.conditions = [c for c in report.conditions if c.type not in (CONFIG_APPLIED, TOKEN_READY)]
+        _waiting_for_argocd(bridge, error, report)
     except KubeError as error:
         report.conditions.append(Condition(CONFIG_APPLIED, False, "ApiError", str(error)))
         report.notices.append(Notice("Warning", "ApiError", str(error)))
+    except Exception as error:  # last resort: a reconcile ends in a truthful condition, never a crash
+        _failed(report, *describe_failure(error, f"Reconciling BackstageBridge {bridge.namespace}/{bridge.name}"))
     _write_status(bridge, report)
     return report
+
+
+def _failed(report: ReconcileReport, reason: str, message: str) -> None:
+    """ConfigApplied False (so Ready goes False too) and a Warning, replacing any ConfigApplied so far."""
+    report.conditions = [c for c in report.conditions if c.type != CONFIG_APPLIED]
+    report.conditions.append(Condition(CONFIG_APPLIED, False, reason, message))
+    report.notices.append(Notice("Warning", reason, message))
+
+
+def report_removal_failure(body: Mapping[str, Any], reason: str, message: str) -> None:
+    """Deletion failed: say so in ConfigApplied (the finalizer stays and the removal is retried)."""
+    bridge = BridgeRef.from_body(body)
+    report = ReconcileReport()
+    _failed(report, reason, message)
+    _write_status(bridge, report)
 
 
 def _write_status(bridge: BridgeRef, report: ReconcileReport) -> None:
@@ -370,27 +533,18 @@ def _write_status(bridge: BridgeRef, report: ReconcileReport) -> None:
 
 
 def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
-    """Take ArgoBridge's keys out of Argo CD's configuration; leave the token unless told otherwise."""
+    """Take out what this bridge wrote (its field manager's keys, its marked entries); leave the token
+    unless told otherwise. Never stops the deletion for data it cannot read: it says so in an Event."""
     bridge = BridgeRef.from_body(body)
-    notices: list[Notice] = []
     if _older_bridge(bridge):
-        return notices  # this bridge never wrote anything: the older one owns the configuration
+        return []  # this bridge never wrote anything: the older one owns the configuration
     if bridge.status.get("flavor") == Flavor.OPENSHIFT_GITOPS.value:
         return _remove_gitops_bridge(bridge)
-    observed = configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP)
-    previous_url = bridge.status.get("argocdUrl")
-    our_context = {ARGOCD_URL_CONTEXT: str(previous_url)} if previous_url else {}
     try:
-        spec = parse_bridge_spec(bridge.spec, bridge.namespace)
+        spec: BridgeSpec | None = parse_bridge_spec(bridge.spec, bridge.namespace)
     except SpecError:
         spec = None
-    rendered = render_notifications_config(spec, None) if spec else RenderedConfig(owned={}, context={})
-    plan = plan_removal(observed.data, observed.managed, rendered, our_context)
-    if plan.needs_write:
-        configmaps.apply_config_map_data(bridge.namespace, NOTIFICATIONS_CONFIGMAP, plan.data)
-        notices.append(
-            Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}")
-        )
+    notices = _remove_config(bridge, spec)
     if spec is None:
         return notices
     if spec.token_deletion_policy is TokenDeletionPolicy.DELETE and secrets.remove_secret_key(
@@ -400,13 +554,57 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
     return notices
 
 
+def _remove_config(bridge: BridgeRef, spec: BridgeSpec | None) -> list[Notice]:
+    """The ConfigMap part of a deletion; works from the records alone when the spec no longer parses."""
+    rendered = render_notifications_config(spec, None) if spec else None
+    previous_url = bridge.status.get("argocdUrl")
+    where = f"ConfigMap {NOTIFICATIONS_CONFIGMAP}"
+
+    def plan_for(observed: configmaps.ObservedConfigMap) -> ConfigPlan:
+        ownership = _ownership(bridge, observed.owners)
+        return plan_removal(observed.data, ownership, rendered, str(previous_url) if previous_url else None)
+
+    notices: list[Notice] = []
+    try:
+        _, plan, outcome = apply_planned(
+            lambda: configmaps.read_config_map(bridge.namespace, NOTIFICATIONS_CONFIGMAP),
+            plan_for,
+            _config_map_writer(bridge),
+            data_key,
+        )
+    except KubeError as error:
+        if error.status not in (403, 404):
+            raise  # transient: kopf retries the deletion
+        message = f"Could not take ArgoBridge's keys out of {where}: {error}; remove them by hand"
+        return [Notice("Warning", "ConfigNotRemoved", message)]
+    if outcome.written:
+        notices.append(
+            Notice("Normal", "ConfigRemoved", f"Removed {len(plan.removed)} keys from {NOTIFICATIONS_CONFIGMAP}")
+        )
+    for key in plan.unreadable:
+        notices.append(
+            Notice(
+                "Warning",
+                "UnreadableConfig",
+                f"The `{key}` key of {where} is not valid YAML: ArgoBridge took out only its own marked lines and"
+                " left the rest exactly as it is; fix it, or Argo CD sends no notifications at all",
+            )
+        )
+    if outcome.field_conflicts:
+        keys = ", ".join(data_key(item.field) or item.field for item in outcome.field_conflicts)
+        notices.append(Notice("Warning", "ConfigNotRemoved", f"Left {keys} in {where}: owned by another manager"))
+    if plan.left:
+        notices.append(_left_notice(plan.left, where))
+    return notices
+
+
 def _remove_gitops_bridge(bridge: BridgeRef) -> list[Notice]:
     """Removal on OpenShift GitOps: our entries leave the NotificationsConfiguration, never the ConfigMap."""
     try:
         spec = parse_bridge_spec(bridge.spec, bridge.namespace)
     except SpecError:
         return []  # an unreadable spec never got past detection, so it wrote nothing there
-    notices = gitops_config.remove_config(bridge.namespace, spec)
+    notices = gitops_config.remove_config(bridge.namespace, bridge.name, spec, bridge.status)
     if spec.token_deletion_policy is TokenDeletionPolicy.DELETE:
         secrets.remove_secret_key(bridge.namespace, gitops_config.backup_secret_name(spec), spec.token_key)
         if secrets.remove_secret_key(bridge.namespace, spec.secret_name, spec.token_key):

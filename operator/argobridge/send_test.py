@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 
+from argobridge.backstage_client import UNSENDABLE
 from argobridge.core.entityref import parse_entity_ref
 from argobridge.core.probe import LEGACY_NOTIFICATIONS_PATH, ProbeResult, probe_condition
 from argobridge.core.spec import SpecError, parse_bridge_spec
+from argobridge.core.token import token_problem
 from argobridge.kube import bridges, secrets
-from argobridge.kube.errors import KubeError
-from argobridge.probing import CaBundleMissing, verify_for
+from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError, transport_message
+from argobridge.probing import CaBundleProblem, verify_for
 
 TEST_TOPIC = "argobridge.test"
 
@@ -84,12 +86,18 @@ def send_test(namespace: str, name: str, entity_ref: str | None) -> SendOutcome:
             spec = replace(spec, notifications_path=LEGACY_NOTIFICATIONS_PATH)
         token = secrets.read_secret_key(namespace, spec.secret_name, spec.token_key)
         verify = verify_for(namespace, spec)
-    except (SpecError, KubeError, CaBundleMissing) as error:
+    except (SpecError, KubeError, CaBundleProblem) as error:
         return SendOutcome(False, [str(error)])
+    except TRANSPORT_ERRORS as error:
+        return SendOutcome(False, [transport_message(error)])
     if token is None:
         return SendOutcome(
             False,
             [f"No token in key {spec.token_key} of Secret {spec.secret_name}; is the ArgoBridge operator running?"],
+        )
+    if problem := token_problem(token):
+        return SendOutcome(
+            False, [f"The token in key {spec.token_key} of Secret {spec.secret_name} cannot work: {problem}"]
         )
     notes: list[str] = []
     if entity_ref is not None:
@@ -110,6 +118,10 @@ def send_test(namespace: str, name: str, entity_ref: str | None) -> SendOutcome:
         )
     except httpx.HTTPError as error:
         return SendOutcome(False, [f"Could not reach {url}: {type(error).__name__} {str(error)[:200]}"])
+    except UNSENDABLE as error:  # its text may quote the token: the type only
+        return SendOutcome(
+            False, [f"No request to {url} could be made ({type(error).__name__}); check spec.backstage.url"]
+        )
     try:
         answer: Any = response.json()
     except ValueError:

@@ -24,6 +24,7 @@ from typing import Any
 from kubernetes import client, config
 
 from argobridge.devcluster.argocd_engine import argocd_crd_documents
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from argobridge.devcluster.controlplane import ControlPlane
 from argobridge.kube import client as kube_client
 from argobridge.kube.crds import apply_crds, crd_documents
@@ -108,6 +109,7 @@ def prepare_cluster(plane: ControlPlane) -> tuple[client.CoreV1Api, client.Custo
     apply_crds(argocd_crd_documents() + crd_documents())
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     core.create_namespace({"metadata": {"name": NAMESPACE}})
+    install_argocd_objects(core, NAMESPACE)  # as Argo CD's install does; ArgoBridge never creates them
     return core, custom
 
 

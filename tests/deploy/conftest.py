@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client, config
 
 from argobridge.devcluster.argocd_engine import argocd_crd_documents
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from argobridge.devcluster.chart import CHART, helm
 from argobridge.devcluster.controlplane import ControlPlane, free_port
 from tests.conftest import FIGURES, wait_for
@@ -31,6 +32,7 @@ RELEASE_NAMESPACE = "argobridge-system"
 ARGOCD_NAMESPACE = "argocd-a"
 GITOPS_NAMESPACE = "gitops-a"  # an OpenShift GitOps namespace (ArgoCD resource, NotificationsConfiguration)
 OTHER_NAMESPACE = "other-team"
+UNRELATED_SECRET = "database-credentials"
 POD_NAME = "argobridge-7d9f8c6b5-x2k4p"
 
 
@@ -111,6 +113,12 @@ def chart_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartIns
         enforce_restricted(core, RELEASE_NAMESPACE)
         for name in (ARGOCD_NAMESPACE, GITOPS_NAMESPACE, OTHER_NAMESPACE):
             core.create_namespace({"metadata": {"name": name}})
+        for name in (ARGOCD_NAMESPACE, GITOPS_NAMESPACE):
+            install_argocd_objects(core, name)  # as Argo CD's install does; ArgoBridge never creates them
+        # A Secret beside Argo CD's that the operator has no business with (it must not be able to read it).
+        core.create_namespaced_secret(
+            ARGOCD_NAMESPACE, {"metadata": {"name": UNRELATED_SECRET}, "stringData": {"password": "hunter2-db"}}
+        )
         install_argocd_crds(admin)
         metrics_port, health_port = free_port(), free_port()
         started = time.monotonic()

@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections import Counter
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -27,7 +28,7 @@ from argobridge.devcluster.chart import (
     render_chart,
 )
 from tests.conftest import FIGURES, wait_for
-from tests.deploy.conftest import ARGOCD_NAMESPACE, OTHER_NAMESPACE, RELEASE_NAMESPACE, ChartInstall
+from tests.deploy.conftest import ARGOCD_NAMESPACE, OTHER_NAMESPACE, RELEASE_NAMESPACE, UNRELATED_SECRET, ChartInstall
 
 GROUP, VERSION, PLURAL = "argobridge.io", "v1alpha1", "backstagebridges"
 
@@ -198,6 +199,33 @@ def test_namespaced_install_gets_the_mirror_secret_in_backstages_namespace() -> 
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]}]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [[], ["--set", "watchNamespaces={argocd}"], ["--set", "rbac.caBundleSecrets={backstage-ca}"]],
+    ids=["default", "namespaced", "ca-bundle"],
+)
+def test_secrets_and_configmaps_are_granted_by_name_only(values: list[str]) -> None:
+    docs = documents(render_chart(*values))
+    rules = [
+        rule
+        for doc in docs
+        if doc["kind"] in {"Role", "ClusterRole"} and not doc["metadata"]["name"].endswith("-backstage")
+        for rule in doc["rules"]
+        if {"secrets", "configmaps"} & set(rule["resources"])
+    ]
+    assert rules and all(rule.get("resourceNames") for rule in rules), rules
+    names = {name for rule in rules for name in rule["resourceNames"]}
+    expected = {
+        "argocd-notifications-cm",
+        "argocd-cm",
+        "argocd-notifications-secret",
+        "argocd-notifications-secret-argobridge",
+    }
+    assert names == expected | ({"backstage-ca"} if "rbac.caBundleSecrets={backstage-ca}" in values else set())
+    creates = [rule for rule in rules if "create" in rule["verbs"]]
+    assert all(rule["resourceNames"] == ["argocd-notifications-secret-argobridge"] for rule in creates), creates
+
+
 def test_namespaced_install_grants_nothing_cluster_wide() -> None:
     docs = documents(render_chart("--set", "watchNamespaces={argocd,apps}"))
     assert sorted(role["metadata"]["namespace"] for role in of_kind(docs, "Role")) == ["apps", "argocd"]
@@ -319,6 +347,34 @@ def test_every_call_the_operator_made_was_allowed(chart_install: ChartInstall, r
     FIGURES.append(f"operator under chart RBAC made {sum(calls.values())} API calls, all allowed: {', '.join(used)}")
 
 
+def test_secrets_and_configmaps_are_listed_and_watched_only_by_name(
+    chart_install: ChartInstall, reconciled: dict[str, Any]
+) -> None:
+    """The audit log: every list or watch of Secrets or ConfigMaps the operator made named one object."""
+    time.sleep(4)  # one resync more
+    by_name: Counter[str] = Counter()
+    other: list[str] = []
+    for line in chart_install.plane.audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if (
+            event["user"]["username"] != chart_install.service_account_user
+            or event["verb"] not in ("list", "watch")
+            or ref.get("resource") not in ("secrets", "configmaps")
+        ):
+            continue
+        query = parse_qs(urlsplit(event["requestURI"]).query)
+        selector = query.get("fieldSelector", [""])[0]
+        if selector.startswith("metadata.name=") and "," not in selector:
+            by_name[f"{event['verb']} {ref['resource']} {selector}"] += 1
+        else:
+            other.append(event["requestURI"])
+    assert not other, f"lists or watches of Secrets or ConfigMaps not by name: {other[:5]}"
+    assert {"secrets", "configmaps"} <= {key.split()[1] for key in by_name}, by_name
+    watched = sorted({key.split(" ", 1)[1] for key in by_name if key.startswith("watch")})
+    FIGURES.append(f"operator lists and watches Secrets and ConfigMaps only by name: {', '.join(watched)}")
+
+
 @pytest.mark.parametrize(
     ("action", "call"),
     [
@@ -342,6 +398,28 @@ def test_every_call_the_operator_made_was_allowed(chart_install: ChartInstall, r
             lambda c: client.CoreV1Api(c).delete_namespaced_config_map("argocd-notifications-cm", ARGOCD_NAMESPACE),
         ),
         (
+            "read an unrelated Secret beside Argo CD's, in a namespace it serves",
+            lambda c: client.CoreV1Api(c).read_namespaced_secret(UNRELATED_SECRET, ARGOCD_NAMESPACE),
+        ),
+        (
+            "list the Secrets of a namespace it serves (only by name)",
+            lambda c: client.CoreV1Api(c).list_namespaced_secret(ARGOCD_NAMESPACE),
+        ),
+        (
+            "watch the ConfigMaps of a namespace it serves (only by name)",
+            lambda c: client.CoreV1Api(c).list_namespaced_config_map(ARGOCD_NAMESPACE, watch=True, timeout_seconds=1),
+        ),
+        (
+            "create a Secret of another name in a namespace it serves",
+            lambda c: client.CoreV1Api(c).create_namespaced_secret(ARGOCD_NAMESPACE, {"metadata": {"name": "x"}}),
+        ),
+        (
+            "create Argo CD's notifications ConfigMap (Argo CD's install does)",
+            lambda c: client.CoreV1Api(c).create_namespaced_config_map(
+                ARGOCD_NAMESPACE, {"metadata": {"name": "argocd-notifications-cm"}}
+            ),
+        ),
+        (
             "create a Deployment",
             lambda c: client.AppsV1Api(c).create_namespaced_deployment(ARGOCD_NAMESPACE, DEPLOYMENT),
         ),
@@ -350,7 +428,18 @@ def test_every_call_the_operator_made_was_allowed(chart_install: ChartInstall, r
             lambda c: client.CoreV1Api(c).create_namespaced_secret("kube-system", {"metadata": {"name": "x"}}),
         ),
     ],
-    ids=["app-patch", "other-ns-secret", "cm-delete", "deployment", "kube-system-secret"],
+    ids=[
+        "app-patch",
+        "other-ns-secret",
+        "cm-delete",
+        "unrelated-secret-read",
+        "secret-list",
+        "configmap-watch",
+        "secret-create",
+        "cm-create",
+        "deployment",
+        "kube-system-secret",
+    ],
 )
 def test_a_call_outside_the_charts_rbac_is_refused(
     chart_install: ChartInstall, reconciled: dict[str, Any], action: str, call: Any

@@ -20,6 +20,7 @@ from kubernetes import client
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.devcluster.argocd_engine import NotificationsController
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from argobridge.devcluster.backstage import BackstageServer
 from argobridge.devcluster.controlplane import ControlPlane, free_port
 from tests.conftest import FIGURES, ExternalCluster, wait_for
@@ -150,11 +151,18 @@ def running_rig(
     tmp_path_factory: pytest.TempPathFactory,
     argocd: dict[str, Any] | None = None,
     prepare: Callable[[str], None] | None = None,
+    argocd_objects: bool = True,
 ) -> Iterator[Rig]:
-    """A fresh Argo CD namespace (`prepare` runs in it first), a bridge, Backstage with its token, a controller."""
+    """A fresh Argo CD namespace (`prepare` runs in it first), a bridge, Backstage with its token, a controller.
+
+    `argocd_objects`: create Argo CD's ConfigMap and Secret as its install does (ArgoBridge never creates
+    them); False where the Argo CD operator is the install and creates (and owns) them itself.
+    """
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     namespace = f"argocd-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": namespace}})
+    if argocd_objects:
+        install_argocd_objects(core, namespace)
     create_default_project(custom, namespace)
     if prepare:
         prepare(namespace)

@@ -20,6 +20,7 @@ from kubernetes import client
 from argobridge.backstage_client import probe_create_endpoint, tls_verify
 from argobridge.core.probe import probe_condition
 from argobridge.core.spec import GROUP, PLURAL, VERSION
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from argobridge.devcluster.backstage import CATALOG_ONLY_TOKEN, BackstageServer
 from argobridge.devcluster.controlplane import free_port
 from argobridge.kube import secrets
@@ -47,11 +48,7 @@ def new_bridge(
     """A fresh namespace with a bridge (and a token placed there first, when given); returns the namespace."""
     namespace = f"chk-{uuid.uuid4().hex[:8]}"
     rig.core.create_namespace({"metadata": {"name": namespace}})
-    if token is not None:
-        rig.core.create_namespaced_secret(
-            namespace,
-            {"metadata": {"name": "argocd-notifications-secret"}, "stringData": {"backstage-token": token}},
-        )
+    install_argocd_objects(rig.core, namespace, secret={"backstage-token": token} if token is not None else None)
     spec: dict[str, Any] = {"backstage": backstage}
     if argocd is not None:
         spec["argocd"] = argocd
@@ -274,5 +271,7 @@ def test_no_token_in_events_status_or_error_messages(rig: Rig):
             assert secret not in text and secret not in status
         assert base64.b64encode(token.encode()).decode() not in text + status
     with pytest.raises(KubeError) as failure:
-        secrets.apply_secret_key("no-such-namespace", "argocd-notifications-secret", "backstage-token", token)
+        secrets.apply_secret_key(
+            "no-such-namespace", "argocd-notifications-secret", "backstage-token", token, may_create=True
+        )
     assert token not in str(failure.value) and base64.b64encode(token.encode()).decode() not in str(failure.value)

@@ -49,7 +49,7 @@ def gitops_rig(
         custom.create_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", body)
 
     # No spec.argocd at all: flavor Auto, and the URL for links comes from the operator's Route.
-    with running_rig(control_plane, tmp_path_factory, prepare=managed_by_the_operator) as rig:
+    with running_rig(control_plane, tmp_path_factory, prepare=managed_by_the_operator, argocd_objects=False) as rig:
         wait_for(lambda: SERVICE in configmap(rig), what="the operator copying our service into the ConfigMap")
         yield rig
 

@@ -28,6 +28,7 @@ from kubernetes import client
 from argobridge.backstage_client import probe_create_endpoint
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.devcluster.argocd_engine import NotificationsController
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from argobridge.devcluster.backstage import BackstageServer
 from argobridge.devcluster.controlplane import ControlPlane
 from argobridge.kube.deployments import RESTARTED_AT
@@ -210,6 +211,7 @@ def rotation(
     namespace, backstage_ns, shard = f"argocd-rot-{suffix}", f"backstage-{suffix}", f"rotation-{suffix}"
     for name in (namespace, backstage_ns):
         core.create_namespace({"metadata": {"name": name}})
+    install_argocd_objects(core, namespace)
     create_default_project(custom, namespace)
     labels = {"app": "backstage"}
     apps.create_namespaced_deployment(

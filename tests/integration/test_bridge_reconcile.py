@@ -12,6 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.configplan import plan_config
+from argobridge.core.ownership import Ownership
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import GROUP, PLURAL, VERSION, parse_bridge_spec
 from argobridge.reconcile import reconcile_bridge
@@ -68,7 +69,7 @@ def cm_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
 def expected_keys(namespace: str, **spec: Any) -> dict[str, str]:
     """Everything a bridge writes into an empty ConfigMap: its own keys and its subscription entry."""
     rendered = render_notifications_config(parse_bridge_spec(bridge(namespace, **spec)["spec"]), None)
-    return plan_config(None, set(), rendered, {}).data
+    return plan_config(None, Ownership.of(namespace, "backstage"), rendered).data
 
 
 def secret_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
@@ -87,7 +88,11 @@ def test_bridge_writes_exact_keys_and_a_token(core, custom, namespace):
     assert len(token) >= 32 and not any(c.isspace() for c in token)
     assert body["status"]["flavor"] == "ArgoCD"
     assert condition(body, "TokenReady")["status"] == "True"
-    generated = core.list_namespaced_event(namespace, field_selector="reason=TokenGenerated").items
+    # kopf posts Events from a queue of its own: the Event can follow the status by a moment.
+    generated = wait_for(
+        lambda: core.list_namespaced_event(namespace, field_selector="reason=TokenGenerated").items,
+        what="the TokenGenerated Event",
+    )
     assert len(generated) == 1 and token not in generated[0].message
     assert condition(body, "ConfigApplied")["status"] == "True"
     assert "no Argo CD URL" in condition(body, "ConfigApplied")["message"]
@@ -95,7 +100,8 @@ def test_bridge_writes_exact_keys_and_a_token(core, custom, namespace):
 
 @pytest.mark.usefixtures("operator")
 def test_foreign_keys_survive_create_update_and_delete(core, custom, namespace):
-    core.create_namespaced_config_map(
+    core.replace_namespaced_config_map(
+        CM,
         namespace,
         {
             "metadata": {"name": CM},
@@ -106,7 +112,9 @@ def test_foreign_keys_survive_create_update_and_delete(core, custom, namespace):
             },
         },
     )
-    core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}, "stringData": {"slack-token": "xoxb-1"}})
+    core.replace_namespaced_secret(
+        SECRET, namespace, {"metadata": {"name": SECRET}, "stringData": {"slack-token": "xoxb-1"}}
+    )
     core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "argocd-cm"}, "data": {"url": "https://cd.example.com"}}
     )
@@ -146,7 +154,9 @@ def test_foreign_keys_survive_create_update_and_delete(core, custom, namespace):
 
 @pytest.mark.usefixtures("operator")
 def test_token_deletion_policy_delete_removes_only_our_key(core, custom, namespace):
-    core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}, "stringData": {"other": "keep-me"}})
+    core.replace_namespaced_secret(
+        SECRET, namespace, {"metadata": {"name": SECRET}, "stringData": {"other": "keep-me"}}
+    )
     create_bridge(custom, bridge(namespace, token={"deletionPolicy": "Delete"}))
     wait_ready(custom, namespace)
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")
@@ -156,7 +166,8 @@ def test_token_deletion_policy_delete_removes_only_our_key(core, custom, namespa
 
 @pytest.mark.usefixtures("operator")
 def test_existing_token_is_adopted_not_replaced(core, custom, namespace):
-    core.create_namespaced_secret(
+    core.replace_namespaced_secret(
+        SECRET,
         namespace,
         {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "a-token-set-by-hand-123"}},
     )
@@ -168,7 +179,9 @@ def test_existing_token_is_adopted_not_replaced(core, custom, namespace):
 
 @pytest.mark.usefixtures("operator")
 def test_weak_token_is_reported_and_config_held_back(core, custom, namespace):
-    core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "t1ny"}})
+    core.replace_namespaced_secret(
+        SECRET, namespace, {"metadata": {"name": SECRET}, "stringData": {"backstage-token": "t1ny"}}
+    )
     create_bridge(custom, bridge(namespace))
 
     def reported() -> dict[str, Any] | None:
@@ -292,7 +305,7 @@ def test_invalid_bridge_is_rejected_at_apply_time_naming_the_field(custom, crds,
 @pytest.mark.usefixtures("operator")
 def test_users_subscriptions_survive_and_manual_mode_takes_ours_out(core, custom, namespace):
     users = "- recipients: [slack:ops]\n  triggers: [on-sync-failed]\n"
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": CM}, "data": {"subscriptions": users}})
+    core.replace_namespaced_config_map(CM, namespace, {"metadata": {"name": CM}, "data": {"subscriptions": users}})
     create_bridge(custom, bridge(namespace, subscriptions={"selector": {"matchLabels": {"team": "shop"}}}))
     wait_ready(custom, namespace)
     entries = yaml.safe_load(cm_data(core, namespace)["subscriptions"])

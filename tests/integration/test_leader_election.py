@@ -6,6 +6,7 @@ import threading
 import time
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from argobridge.leader import LeaderElector
 from tests.conftest import FIGURES, wait_for
@@ -43,7 +44,18 @@ def test_a_leader_whose_lease_is_taken_stops(namespace: str) -> None:
     lost = threading.Event()
     leader.keep_renewing(on_lost=lost)
     api = client.CoordinationV1Api()
-    lease = api.read_namespaced_lease("argobridge", namespace)
-    lease.spec.holder_identity = "intruder"
-    api.replace_namespaced_lease("argobridge", namespace, lease)
+
+    def intrude() -> bool:
+        lease = api.read_namespaced_lease("argobridge", namespace)
+        lease.spec.holder_identity = "intruder"
+        try:
+            api.replace_namespaced_lease("argobridge", namespace, lease)
+        except ApiException as error:
+            if error.status == 409:  # the leader renewed in between: read again
+                return False
+            raise
+        return True
+
+    wait_for(intrude, timeout=10, interval=0.1, what="the intruder's write to the Lease")
     assert lost.wait(10), "the leader kept running after losing its Lease"
+    assert not leader.leads()

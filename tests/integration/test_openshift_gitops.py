@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from argobridge.core.render import render_notifications_config
 from argobridge.core.resourceplan import flatten
 from argobridge.core.spec import parse_bridge_spec
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import bridge, condition, create_bridge, get_bridge, wait_ready
 
@@ -76,6 +77,13 @@ def ours(namespace: str, url: str | None = f"https://{HOST}") -> dict[str, str]:
     return render_notifications_config(parse_bridge_spec(bridge(namespace)["spec"]), url).owned
 
 
+@pytest.fixture
+def namespace(bare_namespace: str) -> str:
+    """Here the Argo CD operator is the install: it creates (and owns, so it reverts edits of) the ConfigMap
+    and the Secret itself, so the namespace starts bare."""
+    return bare_namespace
+
+
 def gitops_namespace(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
     """An Argo CD namespace managed by the operator, up to the moment its NotificationsConfiguration exists."""
     create_argocd(custom, namespace)
@@ -123,6 +131,7 @@ def test_detects_gitops_and_writes_through_the_resource_which_the_operator_copie
 
 
 def test_without_an_argocd_resource_the_namespace_is_plain_argocd(core, custom, namespace):
+    install_argocd_objects(core, namespace)  # a plain Argo CD's install
     create_bridge(custom, bridge(namespace))
     body = wait_ready(custom, namespace)
     assert body["status"]["flavor"] == "ArgoCD"
@@ -225,7 +234,8 @@ def test_our_entry_removed_from_the_resource_is_put_back_and_reported(core, cust
     assert get_bridge(custom, namespace)["status"]["driftRepairs"] >= 1
 
 
-def test_explicit_flavor_without_the_resource_waits_and_says_why(custom, namespace):
+def test_explicit_flavor_without_the_resource_waits_and_says_why(core, custom, namespace):
+    install_argocd_objects(core, namespace)  # Argo CD's Secret is there, its NotificationsConfiguration is not
     create_bridge(custom, bridge(namespace, argocd={"flavor": "OpenShiftGitOps"}))
     body = wait_for(
         lambda: (
@@ -307,6 +317,7 @@ def test_the_operator_maps_any_notifications_configuration_even_without_an_argoc
         "spec": {"templates": {"template.mine": "message: mine\n"}},
     }
     custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "notificationsconfigurations", body)
+    install_argocd_objects(core, namespace)  # no ArgoCD resource to create them: an install of Argo CD's own
     argocd = {"flavor": "OpenShiftGitOps", "notificationsConfiguration": "team-config", "url": "https://cd.example.com"}
     create_bridge(custom, bridge(namespace, argocd=argocd))
     status = wait_ready(custom, namespace)["status"]

@@ -19,7 +19,8 @@ docker build -f Containerfile -t "$IMAGE" .
 "$KIND" load docker-image "$IMAGE" --name "$CLUSTER"
 "$HELM" install argobridge charts/argobridge --kubeconfig "$WORK/kubeconfig" \
   --namespace argobridge --create-namespace \
-  --set image.tag=e2e --set image.pullPolicy=Never --set operator.resyncSeconds=10 --wait --timeout 3m
+  --set image.tag=e2e --set image.pullPolicy=Never --set operator.resyncSeconds=10 \
+  --set 'rbac.caBundleSecrets={backstage-ca}' --wait --timeout 3m
 
 # Backstage and the notifications controller run on this machine; pods reach Backstage through the
 # kind network's gateway, so the bridge's URL must use that address.

@@ -17,6 +17,7 @@ from argobridge.core.gitops import (
     instance_from_resource,
     url_from_route,
 )
+from argobridge.core.ownership import Owner, Ownership, field_manager, marker_line
 from argobridge.core.render import RenderedConfig, render_notifications_config
 from argobridge.core.resourceplan import (
     UnsafeContextError,
@@ -107,50 +108,68 @@ def test_keys_go_to_the_sections_the_operator_reads_back():
         section_for("context")
 
 
+NOBODY = Ownership.of("argocd", "backstage")
+MANAGER = field_manager("argocd", "backstage")
+OPERATOR = Owner("argocd-operator", "Update")
+
+
+def ours_after(plan, *extra: str) -> Ownership:
+    """The ownership once `plan` was applied: our manager holds every entry it wrote."""
+    names = [f"{section}.{key}" for section, key in plan.entries] + list(extra)
+    return Ownership.of("argocd", "backstage", {name: [Owner(MANAGER, "Apply")] for name in names})
+
+
 def test_fresh_resource_gets_every_entry_and_our_global_subscription():
     ours = rendered()
-    plan = plan_resource({}, set(), ours)
+    plan = plan_resource({}, NOBODY, ours)
     assert plan.needs_write
     assert plan.spec["services"] == {"service.webhook.backstage": ours.owned["service.webhook.backstage"]}
     assert set(plan.spec["templates"]) | set(plan.spec["triggers"]) == set(ours.owned) - {"service.webhook.backstage"}
     assert plan.spec["context"] == {"argocdUrl": "https://cd.example.com"}
-    subscriptions = yaml.safe_load(plan.spec["subscriptions"]["subscriptions"])
-    assert subscriptions == [dict(entry) for entry in ours.subscriptions]
+    text = plan.spec["subscriptions"]["subscriptions"]
+    assert text.startswith(marker_line("argocd/backstage"))
+    assert yaml.safe_load(text) == [dict(entry) for entry in ours.subscriptions]
 
 
 def test_users_entries_are_never_in_the_apply_and_their_subscriptions_are_kept():
     ours = rendered()
-    theirs = [{"recipients": ["slack:ops"], "triggers": ["on-sync-failed"]}]
+    theirs = "- recipients: [slack:ops]\n  triggers: [on-sync-failed]\n"
     current = {
         "templates": {"template.app-created": "email: {}\n"},
         "context": {"environmentName": "prod"},
-        "subscriptions": {"subscriptions": yaml.safe_dump(theirs)},
+        "subscriptions": {"subscriptions": theirs},
     }
-    plan = plan_resource(current, set(), ours)
+    plan = plan_resource(current, NOBODY, ours)
     assert "template.app-created" not in plan.spec["templates"]
     assert "environmentName" not in plan.spec["context"]
-    merged = yaml.safe_load(plan.spec["subscriptions"]["subscriptions"])
-    assert merged[0] == theirs[0] and len(merged) == 2
+    merged = plan.spec["subscriptions"]["subscriptions"]
+    assert merged.startswith(theirs) and len(yaml.safe_load(merged)) == 2
+
+
+def test_users_entry_of_the_same_name_is_a_conflict_and_nothing_is_written():
+    current = {"services": {"service.webhook.backstage": "url: https://theirs\n"}, "context": {"argocdUrl": "x"}}
+    owners = {"services.service.webhook.backstage": [OPERATOR], "context.argocdUrl": [OPERATOR]}
+    plan = plan_resource(current, Ownership.of("argocd", "backstage", owners), rendered())
+    assert {c.key for c in plan.conflicts} == {"services.service.webhook.backstage", "context.argocdUrl"}
+    assert not plan.needs_write
 
 
 def test_up_to_date_resource_needs_no_write():
     ours = rendered()
-    first = plan_resource({}, set(), ours)
-    managed = set(first.entries)
+    first = plan_resource({}, NOBODY, ours)
     current = {section: {**values, "user.key": "x"} for section, values in first.spec.items()}
-    again = plan_resource(current, managed, ours)
+    again = plan_resource(current, ours_after(first), ours)
     assert not again.needs_write
     assert again.entries == first.entries  # applying it would keep, not drop, what we own
 
 
 def test_an_entry_we_stop_rendering_is_removed_and_a_hand_edit_is_changed_back():
     ours = rendered()
-    first = plan_resource({}, set(), ours)
+    first = plan_resource({}, NOBODY, ours)
     current = {section: dict(values) for section, values in first.spec.items()}
     current["templates"]["template.app-deployed-backstage"] = "edited by hand"
-    managed = set(first.entries) | {("templates", "template.old-backstage")}
     current["templates"]["template.old-backstage"] = "stale"
-    plan = plan_resource(current, managed, ours)
+    plan = plan_resource(current, ours_after(first, "templates.template.old-backstage"), ours)
     assert plan.changed == ("templates.template.app-deployed-backstage",)
     assert plan.removed == ("templates.template.old-backstage",)
     assert ("templates", "template.old-backstage") not in plan.entries
@@ -158,18 +177,16 @@ def test_an_entry_we_stop_rendering_is_removed_and_a_hand_edit_is_changed_back()
 
 def test_unsafe_argocd_url_is_refused_before_anything_is_planned():
     with pytest.raises(UnsafeContextError):
-        plan_resource({}, set(), rendered("https://host:"))
+        plan_resource({}, NOBODY, rendered("https://host:"))
 
 
-def test_removal_keeps_only_users_subscriptions():
+def test_removal_keeps_only_users_subscriptions_byte_for_byte():
     ours = rendered()
-    first = plan_resource({}, set(), ours)
-    theirs = {"recipients": ["slack:ops"], "triggers": ["on-sync-failed"]}
+    theirs = "# team ops\n- recipients: [slack:ops]\n  triggers: [on-sync-failed]\n"
+    first = plan_resource({"subscriptions": {"subscriptions": theirs}}, NOBODY, ours)
     current = {section: dict(values) for section, values in first.spec.items()}
-    both = [*yaml.safe_load(current["subscriptions"]["subscriptions"]), theirs]
-    current["subscriptions"]["subscriptions"] = yaml.safe_dump(both)
-    plan = plan_resource_removal(current, set(first.entries), ours)
-    assert plan.entries == {("subscriptions", "subscriptions"): yaml.safe_dump([theirs], sort_keys=False)}
+    plan = plan_resource_removal(current, ours_after(first), ours)
+    assert plan.entries == {("subscriptions", "subscriptions"): theirs}
     assert plan.needs_write
 
 

@@ -81,3 +81,42 @@ def test_invalid_spec_names_the_field(raw, message):
     with pytest.raises(SpecError) as raised:
         parse_bridge_spec(raw)
     assert message in str(raised.value)
+
+
+def test_token_secret_other_than_argocds_is_refused():
+    with pytest.raises(SpecError, match=r"spec\.token\.secretName must be argocd-notifications-secret"):
+        parse_bridge_spec({"backstage": {"url": "https://b"}, "token": {"secretName": "slack-credentials"}})
+
+
+def test_token_secret_named_as_argocds_is_still_accepted():
+    spec = parse_bridge_spec(
+        {"backstage": {"url": "https://b"}, "token": {"secretName": "argocd-notifications-secret", "key": "bs"}}
+    )
+    assert (spec.secret_name, spec.token_key) == ("argocd-notifications-secret", "bs")
+
+
+@pytest.mark.parametrize(
+    ("backstage", "field"),
+    [
+        ({"url": "https://x.example/$slack-token"}, "spec.backstage.url"),
+        ({"url": "https://$slack-token.example"}, "spec.backstage.url"),
+        ({"url": "https://b", "notificationsPath": "/api/$slack-token"}, "spec.backstage.notificationsPath"),
+    ],
+)
+def test_dollar_in_a_webhook_service_value_is_refused(backstage, field):
+    with pytest.raises(SpecError, match=rf"{field} must not contain \$") as error:
+        parse_bridge_spec({"backstage": backstage})
+    assert "slack-token" not in str(error.value).split("must not")[1]
+
+
+def test_a_token_key_another_service_reads_is_found_and_ours_is_not():
+    from argobridge.core.token import services_using_key
+
+    config = {
+        "service.slack": "token: $slack-token\n",
+        "service.webhook.github": "headers:\n- name: Authorization\n  value: token $slack-token-2\n",
+        "service.webhook.backstage": "headers:\n- {name: Authorization, value: Bearer $slack-token}\n",
+        "template.x": "message: $slack-token",
+    }
+    assert services_using_key("slack-token", config, "service.webhook.backstage") == ["service.slack"]
+    assert services_using_key("backstage-token", config, "service.webhook.backstage") == []

@@ -56,15 +56,25 @@ exactly these rules and check that a call outside them is refused).
 - apiGroups: [argobridge.io]
   resources: [backstagebridges/status]
   verbs: [get, patch]
-# argocd-notifications-cm (owned keys, server-side apply) and argocd-cm (read for the Argo CD URL).
-# A server-side apply that creates the object is a PATCH that the apiserver also authorises as create.
+# ConfigMaps and Secrets by name only. list/watch too: the operator's watches carry the field selector
+# metadata.name=<name>, which the apiserver authorises against resourceNames; any other Secret is refused.
+# argocd-notifications-cm (owned keys, server-side apply) and argocd-cm (read for the Argo CD URL); Argo
+# CD's install creates both, ArgoBridge never does (no create).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, patch]
-# argocd-notifications-secret: the token's key only, by server-side apply and JSON patch.
+  resourceNames: [argocd-notifications-cm, argocd-cm]
+  verbs: [get, list, watch, patch]
+# argocd-notifications-secret (the token's key, never created) and ArgoBridge's copy of the token for the
+# OpenShift GitOps flavor{{ with .Values.rbac.caBundleSecrets }}, and the CA bundles of spec.backstage.caBundle{{ end }}.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch]
+  resourceNames: [argocd-notifications-secret, argocd-notifications-secret-argobridge{{ range .Values.rbac.caBundleSecrets }}, {{ . }}{{ end }}]
+  verbs: [get, list, watch, patch]
+# Creating a Secret: only ArgoBridge's copy (a server-side apply that creates is authorised by name).
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [argocd-notifications-secret-argobridge]
+  verbs: [create]
 # Events on bridges and Applications that explain a problem and its fix.
 - apiGroups: [""]
   resources: [events]

@@ -23,13 +23,14 @@ class Condition:
     """One observation about the bridge, with a CamelCase reason and a message that names the fix."""
 
     type: str
-    status: bool
+    status: bool | None  # None: Unknown (the check could not be made)
     reason: str
     message: str
 
 
-def _status_word(status: bool) -> str:
-    return "True" if status else "False"
+def status_word(status: bool | None) -> str:
+    """The condition's `status` as the API spells it: True, False or Unknown."""
+    return "Unknown" if status is None else "True" if status else "False"
 
 
 def merge_conditions(
@@ -42,7 +43,7 @@ def merge_conditions(
     by_type = {str(item.get("type")): dict(item) for item in previous or ()}
     for condition in updates:
         old = by_type.get(condition.type)
-        status = _status_word(condition.status)
+        status = status_word(condition.status)
         changed = old is None or old.get("status") != status
         by_type[condition.type] = {
             "type": condition.type,

@@ -1,16 +1,50 @@
-"""Who may hold the operator's Lease: the leader-election decision, without a clock or a cluster.
+"""Who may hold the operator's Lease, and until when its holder may write: leader election without a
+clock or a cluster.
 
-Same rules as client-go's leader election: a Lease is free when nobody holds it, when its holder
-stopped renewing for longer than its duration, or when the caller already holds it.
+Same rules as client-go's leader election: a Lease is free when nobody holds it, when the caller already
+holds it, or when its record has not changed for longer than its duration *as the caller observed it on
+its own clock*. Comparing the holder's `renewTime` with the caller's wall clock would let clock skew
+between nodes hand the Lease to a second replica while the first still writes; counting on the caller's
+own clock only needs both clocks to run at the same rate.
+
+The holder stops writing at `renew_deadline` after the start of its last successful renewal, which is
+`duration / 3` before any standby can take over: that margin absorbs a write that passed the check and
+is still connecting, and clock-rate drift.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 MICRO_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    """How long a Lease lasts, when its holder must stop writing, and how often and how patiently it renews.
+
+    client-go's defaults (15 s duration, 10 s renew deadline, 2 s retry period) scaled to any duration.
+    A renewal is a read and a replace, each bounded by `call_timeout`, so one renewal attempt ends
+    within `retry_period` and several attempts fit before the deadline.
+    """
+
+    duration: float
+    renew_deadline: float
+    retry_period: float
+    call_timeout: float
+
+    @classmethod
+    def for_duration(cls, duration: float) -> LeaseTiming:
+        retry_period = duration * 2 / 15
+        return cls(
+            duration=float(duration),
+            renew_deadline=duration * 2 / 3,
+            retry_period=retry_period,
+            call_timeout=retry_period / 2,
+        )
 
 
 def parse_micro_time(value: Any) -> datetime | None:
@@ -23,15 +57,30 @@ def parse_micro_time(value: Any) -> datetime | None:
         return None
 
 
-def may_hold(spec: Mapping[str, Any] | None, identity: str, now: datetime) -> bool:
-    """Whether `identity` may take or keep the Lease whose spec this is, at `now` (timezone-aware)."""
+def lease_record(spec: Mapping[str, Any] | None) -> tuple[str, str, int]:
+    """What changes when a holder renews (holder, renewTime, duration): a standby measures how long
+    this stayed the same."""
     spec = spec or {}
-    holder = spec.get("holderIdentity")
+    return (
+        str(spec.get("holderIdentity") or ""),
+        str(spec.get("renewTime") or ""),
+        int(spec.get("leaseDurationSeconds") or 0),
+    )
+
+
+def may_hold(spec: Mapping[str, Any] | None, identity: str, unchanged_for: float) -> bool:
+    """Whether `identity` may take or keep the Lease whose spec this is, when the caller has seen
+    its record unchanged for `unchanged_for` seconds of its own clock."""
+    holder, _, duration = lease_record(spec)
     if not holder or holder == identity:
         return True
-    renewed = parse_micro_time(spec.get("renewTime"))
-    duration = int(spec.get("leaseDurationSeconds") or 0)
-    return renewed is None or renewed + timedelta(seconds=duration) < now
+    return unchanged_for > duration
+
+
+def may_write(confirmed_at: float | None, now: float, renew_deadline: float) -> bool:
+    """Whether a holder whose last successful renewal started at `confirmed_at` may still write at `now`
+    (both on one clock that keeps counting while the process is stopped)."""
+    return confirmed_at is not None and 0 <= now - confirmed_at < renew_deadline
 
 
 def held_spec(previous: Mapping[str, Any] | None, identity: str, duration: int, now: datetime) -> dict[str, Any]:

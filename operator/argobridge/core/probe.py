@@ -64,6 +64,14 @@ def probe_condition(result: ProbeResult, url: str, secret: str, key: str, legacy
         )
     if result.error == "timeout":
         return Condition(BACKSTAGE_REACHABLE, False, "Timeout", f"{url} did not answer in time")
+    if result.error == "invalid":
+        return Condition(
+            BACKSTAGE_REACHABLE,
+            False,
+            "InvalidRequest",
+            f"no request to {url} could be made ({result.detail}); check that spec.backstage.url is a valid URL"
+            f" and that the token in {where} holds printable ASCII only",
+        )
     if result.error:
         return Condition(
             BACKSTAGE_REACHABLE,
@@ -111,7 +119,8 @@ ENTITIES_RESOLVED = "EntitiesResolved"
 def entities_condition(refs: list[str], answer: CatalogAnswer) -> Condition:
     """Whether every ref notifications go to names an entity in Backstage's catalog."""
     if answer.unavailable:
-        return Condition(ENTITIES_RESOLVED, False, "CatalogUnavailable", f"Refs not checked: {answer.unavailable}")
+        # Unknown, not False: nothing is known to be missing, the check could not be made.
+        return Condition(ENTITIES_RESOLVED, None, "CatalogUnavailable", f"Refs not checked: {answer.unavailable}")
     missing = [ref for ref in refs if ref not in answer.existing]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

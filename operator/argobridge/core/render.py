@@ -7,6 +7,7 @@ serialiser and every Go template from one reviewed file, never by string pasting
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -15,6 +16,8 @@ import jinja2
 import yaml
 
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
+from argobridge.core.exprsize import ENGINE_MAX_NODES, expr_node_count
+from argobridge.core.labels import label_key_problem, label_value_problem
 from argobridge.core.literals import quoted
 from argobridge.core.placeholders import Placeholder, go_text_expression, parse_placeholders
 from argobridge.core.routeplan import Delivery, plan_deliveries
@@ -27,6 +30,9 @@ ARGOCD_URL_CONTEXT = "argocdUrl"
 # A ConfigMap holds at most 1 MiB, shared with every other key of argocd-notifications-cm; ArgoBridge
 # keeps its own share to half of it, and refuses a spec that needs more rather than fail at apply.
 MAX_OWNED_BYTES = 512 * 1024
+# Argo CD's engine (expr-lang) refuses a condition of more than 10,000 nodes; the count errs high, and a
+# margin keeps us clear of a future parser that counts a node more here and there.
+MAX_CONDITION_NODES = ENGINE_MAX_NODES - 500
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,20 @@ class _LiteralDumper(yaml.SafeDumper):
     """Writes multi-line strings as `|` blocks so a reviewer reads templates as they are."""
 
 
+# Strings that PyYAML writes plain but Go's yaml.v2 (the engine's reader) takes for something else:
+# y, n, on, off are booleans there and 1e3, 0o17, 1_000 numbers. A service named `y` made the engine
+# refuse the whole configuration ("cannot unmarshal bool into ... recipients"). Quoting more than needed
+# is harmless (the same string for every reader), so anything that starts like a number is quoted too.
+_AMBIGUOUS_PLAIN = re.compile(
+    r"(?i:y|n|yes|no|on|off|true|false|null|~|[-+]?\.inf|\.nan)|[-+]?\.?[0-9][0-9A-Za-z_.:+-]*"
+)
+
+
 def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    if not data or _AMBIGUOUS_PLAIN.fullmatch(data):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
 
@@ -168,9 +185,18 @@ def render_trigger(definition: EventDefinition, window_minutes: int, deliveries:
         if delivery.when != "true":
             parts.append(delivery.when)
         route = f" (route {delivery.route})" if delivery.route else ""
+        when = " and ".join(parts)
+        nodes = expr_node_count(when)
+        if nodes > MAX_CONDITION_NODES:
+            raise SpecError(
+                f"spec.routes: the condition of event {definition.name.value}{route} would have {nodes} expression"
+                f" nodes; Argo CD's engine refuses the whole configuration beyond {ENGINE_MAX_NODES}. Each route's"
+                " condition also carries the negation of every earlier route's: use fewer match alternatives,"
+                " names, label values or routes for this event (match.events), or put broad routes last"
+            )
         condition: dict[str, Any] = {
             "description": f"Backstage: application {definition.label}{route}",
-            "when": " and ".join(parts),
+            "when": when,
             "send": [delivery.template],
         }
         if definition.once_per:
@@ -217,5 +243,14 @@ def render_subscriptions(spec: BridgeSpec) -> tuple[dict[str, Any], ...]:
         "triggers": [CATALOG[event.event].trigger for event in spec.events],
     }
     if spec.subscription_selector:
-        entry["selector"] = ",".join(f"{key}={value}" for key, value in spec.subscription_selector)
+        entry["selector"] = render_selector(spec.subscription_selector)
     return (entry,)
+
+
+def render_selector(labels: tuple[tuple[str, str], ...]) -> str:
+    """The `labels.Parse` string for matchLabels; refuses (again) what the engine would refuse or misread."""
+    for key, value in labels:
+        problem = label_key_problem(key) or label_value_problem(value)
+        if problem:
+            raise SpecError(f"spec.subscriptions.selector.matchLabels: {key!r}: {value!r} {problem}")
+    return ",".join(f"{key}={value}" for key, value in labels)

@@ -15,18 +15,25 @@ from enum import StrEnum
 from typing import Any
 
 from argobridge.core.entityref import parse_entity_ref
+from argobridge.core.labels import KEY_HINT, VALUE_HINT, label_key_problem, label_value_problem
 from argobridge.core.placeholders import PlaceholderError, parse_placeholders
-from argobridge.core.spec import EventName, EventSpec, Severity, SpecError
+from argobridge.core.spec import (
+    MAX_TEXTS,
+    MAX_TOPIC,
+    TOPIC,
+    EventName,
+    EventSpec,
+    Severity,
+    SpecError,
+    checked_word,
+    flag,
+)
 
 ROUTE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_ROUTE_NAME = 40
 NAME_GLOB = re.compile(r"^[a-z0-9*?.-]{1,253}$")
 CLUSTER_GLOB = re.compile(r"^[A-Za-z0-9*?._:/-]{1,253}$")
-LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
-TOPIC = re.compile(r"^[A-Za-z0-9._:/-]{1,255}$")
 
 SEVERITY_RANK = {Severity.LOW: 0, Severity.NORMAL: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
@@ -105,16 +112,17 @@ def _labels(raw: Any, path: str) -> tuple[LabelRequirement, ...]:
         raise SpecError(f"{path} must be a label selector with matchLabels and/or matchExpressions")
     requirements: list[LabelRequirement] = []
     for key, value in (raw.get("matchLabels") or {}).items():
-        if not LABEL_KEY.fullmatch(str(key)) or not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
-            raise SpecError(
-                f"{path}.matchLabels: {key!r}: {value!r} is not a valid Kubernetes label"
-                " (keys like team or example.com/team; values up to 63 letters, digits, - _ .)"
-            )
+        if problem := label_key_problem(key):
+            raise SpecError(f"{path}.matchLabels: key {key!r} {problem}; {KEY_HINT}")
+        if problem := label_value_problem(value):
+            raise SpecError(f"{path}.matchLabels: value {value!r} of key {key!r} {problem}; {VALUE_HINT}")
         requirements.append(LabelRequirement(str(key), LabelOperator.IN, (value,)))
     for index, item in enumerate(raw.get("matchExpressions") or []):
         where = f"{path}.matchExpressions[{index}]"
-        if not isinstance(item, Mapping) or not LABEL_KEY.fullmatch(str(item.get("key", ""))):
-            raise SpecError(f"{where}.key must be a valid Kubernetes label key")
+        if not isinstance(item, Mapping):
+            raise SpecError(f"{where} must be an object with key, operator and values")
+        if problem := label_key_problem(item.get("key")):
+            raise SpecError(f"{where}.key {item.get('key')!r} {problem}; {KEY_HINT}")
         try:
             operator = LabelOperator(str(item.get("operator")))
         except ValueError:
@@ -174,11 +182,13 @@ def _route_text(raw: Mapping[str, Any], key: str, route: str) -> str | None:
     value = raw.get(key)
     if value is None:
         return None
+    if not isinstance(value, str) or len(value) > MAX_TEXTS[key]:
+        raise SpecError(f"{route}: {key} must be a string of at most {MAX_TEXTS[key]} characters")
     try:
-        parse_placeholders(str(value))
+        parse_placeholders(value)
     except PlaceholderError as error:
         raise SpecError(f"{route}: {key} {error}") from None
-    return str(value)
+    return value
 
 
 def _recipients(raw: Any, route: str) -> tuple[str, ...]:
@@ -214,17 +224,17 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
     except ValueError:
         raise SpecError(f"{path}: severity {severity!r}: use one of critical, high, normal, low") from None
     topic = raw.get("topic")
-    if topic is not None and not TOPIC.fullmatch(str(topic)):
-        raise SpecError(f"{path}: topic {topic!r} may hold only letters, digits and . _ : / -")
+    if topic is not None:
+        topic = checked_word(topic, f"{path}: topic", TOPIC, MAX_TOPIC)
     route = Route(
         name=name,
         index=index,
         matches=matches,
         recipients=_recipients(raw.get("recipients"), path),
-        broadcast=bool(raw.get("broadcast")),
-        drop=bool(raw.get("drop")),
+        broadcast=flag(raw, "broadcast", f"spec.routes[{index}]"),
+        drop=flag(raw, "drop", f"spec.routes[{index}]"),
         severity=override,
-        topic=str(topic) if topic is not None else None,
+        topic=topic,
         title=_route_text(raw, "title", path),
         description=_route_text(raw, "description", path),
     )

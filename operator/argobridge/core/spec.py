@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from argobridge.core.labels import KEY_HINT, VALUE_HINT, label_key_problem, label_value_problem
 from argobridge.core.placeholders import PlaceholderError, parse_placeholders
 
 if TYPE_CHECKING:
@@ -32,16 +33,28 @@ DEFAULT_EVENT_WINDOW_MINUTES = 10
 DEFAULT_MIRROR_KEY = "current"
 DEFAULT_MIRROR_PREVIOUS_KEY = "previous"
 DEFAULT_GRACE_SECONDS = 600.0
+MAX_SELECTOR_LABELS = 16
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
 _MIRROR_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # Argo CD reads `$key` from its Secret only when the key matches [\w-]+, and a service name may not
 # contain dots; the CRD schema enforces the same patterns, this re-check guards the offline `render`.
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SERVICE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+# Host: DNS labels that are never empty, or a bracketed IPv6 address; no user info (the CRD says the same).
+_URL = re.compile(
+    r"^https?://([A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9_]{0,61}[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^\s?#]*)?\Z"
+)
+# Topics and icons reach the template only as quoted literals; the CRD's rules keep them readable.
+TOPIC = re.compile(r"[A-Za-z0-9._:/-]+")
+MAX_TOPIC = 255
+MAX_ICON = 64
+MAX_TEXTS = {"title": 1024, "description": 4096}
+_NAMESPACE_GLOB = re.compile(r"[a-z0-9*?.-]+")
+MAX_APPLICATION_NAMESPACES = 64
 
 
 class SpecError(ValueError):
@@ -197,11 +210,22 @@ def _text(item: Mapping[str, Any], key: str, path: str) -> str | None:
     value = item.get(key)
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise SpecError(f"{path}.{key} must be a string")
+    if len(value) > MAX_TEXTS[key]:
+        raise SpecError(f"{path}.{key} is {len(value)} characters long; keep it to {MAX_TEXTS[key]}")
     try:
-        parse_placeholders(str(value))
+        parse_placeholders(value)
     except PlaceholderError as error:
         raise SpecError(f"{path}.{key} {error}") from None
-    return str(value)
+    return value
+
+
+def checked_word(value: Any, path: str, pattern: re.Pattern[str], limit: int) -> str:
+    """A topic or icon: the CRD's pattern and length, checked again for files no apiserver validated."""
+    if not isinstance(value, str) or len(value) > limit or not pattern.fullmatch(value):
+        raise SpecError(f"{path} {value!r} must be 1 to {limit} letters, digits and . _ : / -")
+    return value
 
 
 def _events(raw: Any) -> tuple[EventSpec, ...]:
@@ -222,10 +246,12 @@ def _events(raw: Any) -> tuple[EventSpec, ...]:
             raise SpecError(f"{path}.event {name.value} is listed twice; keep one entry per event")
         seen.add(name)
         severity = _enum(Severity, item.get("severity"), f"{path}.severity", DEFAULT_SEVERITIES[name])
-        topic = item.get("topic") or DEFAULT_TOPICS[name]
+        topic = item.get("topic")
+        topic = DEFAULT_TOPICS[name] if topic is None else checked_word(topic, f"{path}.topic", TOPIC, MAX_TOPIC)
         title, description = _text(item, "title", path), _text(item, "description", path)
-        icon = str(item["icon"]) if item.get("icon") else None
-        events.append(EventSpec(name, severity, str(topic), title, description, icon))
+        icon = item.get("icon")
+        icon = None if icon is None else checked_word(icon, f"{path}.icon", TOPIC, MAX_ICON)
+        events.append(EventSpec(name, severity, topic, title, description, icon))
     return tuple(events)
 
 
@@ -282,6 +308,66 @@ def _ca_bundle(backstage: Mapping[str, Any]) -> CaBundleRef | None:
     return CaBundleRef(secret_name=str(raw["secretName"]), key=str(raw.get("key") or "ca.crt"))
 
 
+def _refuse_secret_reference(value: str, path: str) -> None:
+    """Refuse `$` in a value rendered into the webhook service: Argo CD replaces `$name` there with key `name`
+    of its Secret, so `https://x.example/$slack-token` would send another service's credential to that host."""
+    if "$" in value:
+        raise SpecError(
+            f"{path} must not contain $: Argo CD replaces $name in its webhook service with the value of key name"
+            f" of {DEFAULT_SECRET_NAME}; remove the $"
+        )
+
+
+def flag(section: Mapping[str, Any], key: str, path: str) -> bool:
+    """A boolean field; a string such as "false" is refused, not read as true."""
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise SpecError(f"{path}.{key} {value!r} must be true or false (unquoted in YAML)")
+    return value
+
+
+def _application_namespaces(raw: Any) -> tuple[str, ...]:
+    """Namespaces or globs of Applications, by the CRD's rule (`--application-namespaces` style)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_APPLICATION_NAMESPACES:
+        raise SpecError(f"spec.argocd.applicationNamespaces must be a list of at most {MAX_APPLICATION_NAMESPACES}")
+    for item in raw:
+        if not isinstance(item, str) or len(item) > 253 or not _NAMESPACE_GLOB.fullmatch(item):
+            raise SpecError(
+                f"spec.argocd.applicationNamespaces: {item!r} is not a namespace or a glob of a-z, 0-9, -, ., * and ?"
+            )
+    return tuple(raw)
+
+
+def _object_name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or len(value) > 253 or not _DNS_NAME.fullmatch(value):
+        raise SpecError(f"{path} {value!r} is not a valid Kubernetes object name")
+    return value
+
+
+def _selector(raw: Any) -> tuple[tuple[str, str], ...]:
+    """`spec.subscriptions.selector.matchLabels` as sorted pairs, each key and value checked by Kubernetes' rules.
+
+    The engine joins them into one `labels.Parse` selector: a bad key or value would make it refuse the
+    whole configuration, and a `,` or `=` inside a value would widen the selector without a word.
+    """
+    path = "spec.subscriptions.selector.matchLabels"
+    if not raw:
+        return ()
+    labels = raw.get("matchLabels") if isinstance(raw, Mapping) else None
+    if not isinstance(labels, Mapping) or set(raw) - {"matchLabels"}:
+        raise SpecError("spec.subscriptions.selector supports matchLabels only, e.g. {matchLabels: {team: a}}")
+    if len(labels) > MAX_SELECTOR_LABELS:
+        raise SpecError(f"{path} has {len(labels)} labels; keep at most {MAX_SELECTOR_LABELS}")
+    for key, value in labels.items():
+        if problem := label_key_problem(key):
+            raise SpecError(f"{path}: key {key!r} {problem}; {KEY_HINT}")
+        if problem := label_value_problem(value):
+            raise SpecError(f"{path}: value {value!r} of key {key!r} {problem}; {VALUE_HINT}")
+    return tuple(sorted((str(key), str(value)) for key, value in labels.items()))
+
+
 def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> BridgeSpec:
     """Turn a raw `spec` into a `BridgeSpec`, or raise `SpecError` naming the field and the fix."""
     backstage = _section(spec, "backstage")
@@ -292,29 +378,39 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
     url = backstage.get("url")
     if not url:
         raise SpecError("spec.backstage.url is required: the base URL of Backstage, e.g. https://backstage.example.com")
+    _refuse_secret_reference(str(url), "spec.backstage.url")
     if not _URL.match(str(url)):
-        raise SpecError(f"spec.backstage.url {url!r} is not an http(s) URL without query or fragment")
+        raise SpecError(
+            f"spec.backstage.url {url!r} is not an http(s) URL without query or fragment whose host is a DNS name"
+            " with no empty label (no `..`), an IPv4 address or a bracketed IPv6 address, e.g. https://backstage.example.com"
+        )
     argocd_url = argocd.get("url")
     if argocd_url is not None and not _URL.match(str(argocd_url)):
         raise SpecError(f"spec.argocd.url {argocd_url!r} is not an http(s) URL without query or fragment")
     path = str(backstage.get("notificationsPath") or DEFAULT_NOTIFICATIONS_PATH)
     if not path.startswith("/") or any(c.isspace() for c in path):
         raise SpecError(f"spec.backstage.notificationsPath {path!r} must start with / and contain no spaces")
+    _refuse_secret_reference(path, "spec.backstage.notificationsPath")
+    secret_name = str(token.get("secretName") or DEFAULT_SECRET_NAME)
+    if secret_name != DEFAULT_SECRET_NAME:
+        raise SpecError(
+            f"spec.token.secretName must be {DEFAULT_SECRET_NAME}, the only Secret Argo CD's notifications"
+            " controller reads; remove the field or set it to that name"
+        )
 
     key = str(token.get("key") or DEFAULT_TOKEN_KEY)
-    if not _SECRET_KEY.match(key):
+    if len(key) > 253 or not _SECRET_KEY.fullmatch(key):
         raise SpecError(f"spec.token.key {key!r} may hold only letters, digits, - and _ (Argo CD's $key rule)")
     service = str(argocd.get("serviceName") or DEFAULT_SERVICE_NAME)
-    if not _SERVICE_NAME.match(service):
-        raise SpecError(f"spec.argocd.serviceName {service!r} must be lowercase letters, digits and -, no dots")
+    if len(service) > 63 or not _SERVICE_NAME.fullmatch(service):
+        raise SpecError(
+            f"spec.argocd.serviceName {service!r} must be up to 63 lowercase letters, digits and -, no dots"
+        )
 
     window = spec.get("eventWindowMinutes", DEFAULT_EVENT_WINDOW_MINUTES)
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= 10080:
         raise SpecError(f"spec.eventWindowMinutes {window!r} must be a whole number of minutes from 1 to 10080")
-    selector = subscriptions.get("selector") or {}
-    labels = selector.get("matchLabels") if isinstance(selector, Mapping) else None
-    if selector and (not isinstance(labels, Mapping) or set(selector) - {"matchLabels"}):
-        raise SpecError("spec.subscriptions.selector supports matchLabels only, e.g. {matchLabels: {team: a}}")
+    selector = _selector(subscriptions.get("selector"))
 
     rotation = token.get("rotation") or {}
     if not isinstance(rotation, Mapping):
@@ -335,7 +431,7 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
     return BridgeSpec(
         notifications_path_explicit=backstage.get("notificationsPath") is not None,
         ca_bundle=_ca_bundle(backstage),
-        insecure_skip_verify=bool(backstage.get("insecureSkipVerify", False)),
+        insecure_skip_verify=flag(backstage, "insecureSkipVerify", "spec.backstage"),
         mirror=mirror,
         rotation_interval_seconds=interval,
         rotation_grace_seconds=parse_duration(grace, "spec.token.rotation.gracePeriod")
@@ -346,7 +442,7 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
         flavor=_enum(Flavor, argocd.get("flavor"), "spec.argocd.flavor", Flavor.AUTO),
         argocd_url=str(argocd_url).rstrip("/") if argocd_url else None,
         service_name=service,
-        secret_name=str(token.get("secretName") or DEFAULT_SECRET_NAME),
+        secret_name=secret_name,
         token_key=key,
         token_deletion_policy=_enum(
             TokenDeletionPolicy,
@@ -359,10 +455,11 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
         subscription_mode=_enum(
             SubscriptionMode, subscriptions.get("mode"), "spec.subscriptions.mode", SubscriptionMode.GLOBAL
         ),
-        subscription_selector=tuple(sorted((str(k), str(v)) for k, v in (labels or {}).items())),
+        subscription_selector=selector,
         event_window_minutes=window,
-        application_namespaces=tuple(str(item) for item in argocd.get("applicationNamespaces") or ()),
-        notifications_configuration=str(
-            argocd.get("notificationsConfiguration") or DEFAULT_NOTIFICATIONS_CONFIGURATION
+        application_namespaces=_application_namespaces(argocd.get("applicationNamespaces")),
+        notifications_configuration=_object_name(
+            argocd.get("notificationsConfiguration") or DEFAULT_NOTIFICATIONS_CONFIGURATION,
+            "spec.argocd.notificationsConfiguration",
         ),
     )

@@ -40,6 +40,9 @@ class ReconcileReport:
     applications: dict[str, int] | None = None
     app_problems: list[tuple[Any, str]] = field(default_factory=list)
     token: dict[str, str] | None = None  # phase, lastRotation, digest: never the token itself
+    # The bridge's field manager and the keys it applied: the record that tells a key it wrote (and a
+    # user edited since) from one that was there before it (see core.ownership).
+    ownership: dict[str, Any] | None = None
 
 
 def config_hash(data: Mapping[str, str]) -> str:
@@ -65,6 +68,7 @@ def build_status(
         "ownedKeys": report.owned_keys,
         "applications": report.applications,
         "token": report.token,
+        "ownership": report.ownership,
     }
     status.update({key: value for key, value in learned.items() if value is not None})
     if report.flavor is not None:
@@ -96,6 +100,7 @@ OWN_STATUS_KEYS = frozenset(
         "driftRepairs",
         "applications",
         "token",
+        "ownership",
     }
 )
 

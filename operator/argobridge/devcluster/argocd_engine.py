@@ -65,8 +65,12 @@ def argocd_crd_documents() -> list[dict[str, Any]]:
     return [yaml.safe_load((crds / name).read_text()) for name in ("application-crd.yaml", "appproject-crd.yaml")]
 
 
-def _check_stderr(stderr: str) -> None:
-    problems = [line for line in stderr.splitlines() if line.strip() and not _EXPECTED_STDERR.search(line)]
+def _check_stderr(stderr: str, tolerated: re.Pattern[str] | None = None) -> None:
+    problems = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not _EXPECTED_STDERR.search(line) and not (tolerated and tolerated.search(line))
+    ]
     if problems:
         raise EngineError("\n".join(problems))
 
@@ -79,6 +83,7 @@ class OfflineEngine:
     secret: Mapping[str, str] = field(default_factory=dict)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="argobridge-engine-")))
     binary: Path | None = None  # default: the pinned build, built first if it is not cached
+    tolerated_stderr: re.Pattern[str] | None = None  # further lines that are not errors for this caller
 
     def __post_init__(self) -> None:
         self.binary = self.binary or argocd_binary()
@@ -97,16 +102,17 @@ class OfflineEngine:
         }
         (self.workdir / "secret.yaml").write_text(yaml.safe_dump(secret))
 
-    def _run(self, *args: str, app: Mapping[str, Any]) -> str:
+    def _run(self, *args: str, app: Mapping[str, Any] | None) -> str:
         app_file = self.workdir / "app.yaml"
-        app_file.write_text(yaml.safe_dump(dict(app), allow_unicode=True))
+        if app is not None:
+            app_file.write_text(yaml.safe_dump(dict(app), allow_unicode=True))
         result = subprocess.run(
             [
                 str(self.binary),
                 "admin",
                 "notifications",
                 *args,
-                str(app_file),
+                *([str(app_file)] if app is not None else []),
                 "--config-map",
                 str(self.workdir / "cm.yaml"),
                 "--secret",
@@ -118,8 +124,13 @@ class OfflineEngine:
             text=True,
             timeout=60,
         )
-        _check_stderr(result.stderr)
+        _check_stderr(result.stderr, self.tolerated_stderr)
         return result.stdout
+
+    def load(self) -> list[str]:
+        """Load the whole configuration (every service, trigger and template) and list its triggers."""
+        lines = self._run("trigger", "get", app=None).splitlines()
+        return [line.split()[0] for line in lines[1:] if line.strip()]
 
     def notify(self, template: str, app: Mapping[str, Any]) -> dict[str, Any]:
         """What the engine would send for `template`: {service type: {service name: {method, body, path}}}."""

@@ -59,6 +59,8 @@ class ControlPlane:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api_port: int = 0
     token: str = ""
+    etcd_url: str = ""  # etcd's client URL, for tests that need etcd itself (e.g. a compaction)
+    watch_cache: bool = True  # False: watches are served by etcd, so a compaction makes old versions 410 Gone
     startup_seconds: float = 0.0
     audit: bool = False  # record every write request (who, what) in workdir/audit.log, for benchmarks
     audit_reads: bool = False  # also record reads, with response codes: proves what an identity called
@@ -83,6 +85,7 @@ class ControlPlane:
         atexit.register(self.stop)
         started = time.monotonic()
         etcd_port, peer_port = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
         self._spawn(
             [
                 str(etcd_bin),
@@ -141,6 +144,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 *self._audit_flags(),
+                *([] if self.watch_cache else ["--watch-cache=false"]),
                 "--v",
                 "0",
             ],

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kopf
 
-from argobridge import drift_repairs, probing
+from argobridge import drift_repairs, metrics, probing
 from argobridge.annotation_sync import BridgeSettings, bridge_settings, mark_deleting, settings_for, sync_all
 from argobridge.annotation_sync import forget_app as forget_app_annotations
 from argobridge.annotation_sync import forget_bridge as forget_annotation_state
@@ -20,12 +22,13 @@ from argobridge.core.appcheck import AppFacts
 from argobridge.core.configplan import ForeignDataError
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
+from argobridge.failures import describe_failure
 from argobridge.kube.applications import list_application_uids
 from argobridge.kube.bridges import get_bridge
 from argobridge.kube.errors import KubeError
 from argobridge.metrics import forget_bridge
 from argobridge.observe import observe_reconcile
-from argobridge.reconcile import forget_catalog_answer, reconcile_bridge, remove_bridge
+from argobridge.reconcile import forget_catalog_answer, reconcile_bridge, remove_bridge, report_removal_failure
 from argobridge.settings import Settings
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -75,6 +78,44 @@ def post_app_problems(problems: Iterable[tuple[AppFacts, str]]) -> None:
     _posted.update(current)
 
 
+# Seconds before kopf retries a handler that failed (the API down, a status write refused, a bug).
+RETRY_SECONDS = 15
+
+
+def kopf_safe(during: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Let a handler fail only with kopf.TemporaryError carrying a safe message.
+
+    kopf copies a failed handler's exception text into its log, into Events and into the progress
+    annotations on the bridge; an unforeseen exception's text may quote a secret. So every failure
+    becomes a reason and a message from describe_failure, is counted in the errors metric, and, on the
+    deletion path (which has the body), is posted as a Warning and written into ConfigApplied.
+    """
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            except (kopf.TemporaryError, kopf.PermanentError):
+                raise
+            except Exception as error:
+                namespace = kwargs.get("namespace", args[0] if args else None)
+                name = kwargs.get("name", args[1] if len(args) > 1 else None)
+                reason, message = describe_failure(error, f"{during} BackstageBridge {namespace}/{name}")
+                metrics.record_failure(str(namespace), str(name), reason)
+                body = kwargs.get("body")
+                if body is not None:
+                    kopf.event(body, type="Warning", reason=reason, message=message)
+                    with contextlib.suppress(Exception):  # the API may be what failed; kopf retries anyway
+                        report_removal_failure(body, reason, message)
+                raise kopf.TemporaryError(message, delay=RETRY_SECONDS) from None
+
+        return run
+
+    return decorate
+
+
+@kopf_safe("Reconciling")
 def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] = ()) -> bool:
     """Reconcile one bridge by name, one reconcile at a time per bridge, from its current body; False
     when there was nothing to reconcile (gone, going, or another shard's)."""
@@ -199,6 +240,7 @@ def _let_go(error: Exception, retry: int) -> bool:
 
 
 @kopf.on.delete(*RESOURCE, **SHARD)
+@kopf_safe("Removing ArgoBridge's configuration of")
 def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, uid: str, retry: int, **_: Any) -> None:
     """Remove what this bridge wrote; what cannot be removed is named in a Warning, never a stuck finalizer."""
     mark_deleting(uid)

@@ -10,6 +10,7 @@ import kopf
 from argobridge import metrics
 from argobridge.app_store import APPS
 from argobridge.core.spec import GROUP
+from argobridge.operator_main import kopf_session
 from argobridge.settings import Settings
 
 PREFIX = GROUP
@@ -45,6 +46,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     logging.getLogger("kopf.objects").addFilter(_quiet_per_object_success)
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
+    # kopf's own calls (patches, Events, each page of a LIST) default to 5 minutes each, retried 8
+    # times: a hung apiserver would stall an object's handlers for most of an hour.
+    settings.networking.connect_timeout = 3
+    settings.networking.request_timeout = 30
+    settings.networking.error_backoffs = [1, 2, 4, 8]
     _serve_metrics_once(Settings.from_env().metrics_port)
 
 
@@ -74,6 +80,8 @@ def applications_known(**_: Any) -> int:
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster service account first, else the kubeconfig that KUBECONFIG names right now."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """In-cluster service account first, else the kubeconfig that KUBECONFIG names right now; in a
+    session whose writes pass the leader Lease's write guard (async: the session needs the loop)."""
+    info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return kopf_session(info) if info is not None else None

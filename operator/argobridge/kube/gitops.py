@@ -1,17 +1,18 @@
 """Read the Argo CD operator's objects (CRD, `ArgoCD`, server Route) and apply to `NotificationsConfiguration`.
 
 ArgoBridge reads the `ArgoCD` resource and the Route and never writes them; it writes only its own
-entries of the `NotificationsConfiguration`, by server-side apply as the field manager `argobridge`.
+entries of the `NotificationsConfiguration`, by server-side apply as the bridge's own field manager.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from argobridge.core.configplan import FIELD_MANAGER
 from argobridge.core.gitops import (
     ARGOCD_GROUP,
     ARGOCD_PLURAL,
@@ -21,7 +22,8 @@ from argobridge.core.gitops import (
     ArgoCDInstance,
     instance_from_resource,
 )
-from argobridge.core.resourceplan import Entry, entries_managed_by
+from argobridge.core.ownership import Owner
+from argobridge.core.resourceplan import Entry, entries_managed_by, entry_owners
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import custom_objects
 from argobridge.kube.errors import KubeError, is_not_found
@@ -73,10 +75,13 @@ def read_route(namespace: str, name: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ObservedResource:
-    """The resource's `spec` (None when it does not exist) and the entries ArgoBridge owns in it."""
+    """The resource's `spec` (None when it does not exist), who owns each `section.key` entry, and the
+    resourceVersion the next apply must carry."""
 
     spec: dict[str, Any] | None
-    managed: set[Entry]
+    managed: set[Entry]  # entries the legacy manager `argobridge` owns through apply
+    resource_version: str | None = None
+    owners: dict[str, list[Owner]] = field(default_factory=dict)
 
 
 def read_notifications_configuration(namespace: str, name: str) -> ObservedResource:
@@ -94,20 +99,38 @@ def read_notifications_configuration(namespace: str, name: str) -> ObservedResou
             return ObservedResource(None, set())
         raise KubeError(f"reading NotificationsConfiguration {namespace}/{name}", error) from None
     body: dict[str, Any] = json.loads(raw.data)
+    metadata = body.get("metadata") or {}
     return ObservedResource(
         spec=dict(body.get("spec") or {}),
-        managed=entries_managed_by((body.get("metadata") or {}).get("managedFields")),
+        managed=entries_managed_by(metadata.get("managedFields")),
+        resource_version=metadata.get("resourceVersion"),
+        owners=entry_owners(metadata.get("managedFields")),
     )
 
 
-def apply_notifications_configuration(namespace: str, name: str, spec: dict[str, dict[str, str]]) -> None:
-    """Server-side apply exactly these entries: they become ours, entries we owned and omit are removed."""
-    body = {
+def apply_notifications_configuration(
+    namespace: str,
+    name: str,
+    spec: dict[str, dict[str, str]] | None,
+    manager: str = FIELD_MANAGER,
+    resource_version: str | None = None,
+    force: bool = True,
+) -> None:
+    """Server-side apply exactly these entries as `manager`: they become its, entries it owned and omits go.
+
+    `resource_version` and `force` as in `configmaps.apply_config_map_data`; `spec` None applies nothing
+    (the manager gives up every entry, used to release the legacy manager).
+    """
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    body: dict[str, Any] = {
         "apiVersion": f"{ARGOCD_GROUP}/{NOTIFICATIONS_CONFIGURATION_VERSION}",
         "kind": "NotificationsConfiguration",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
+        "metadata": metadata,
     }
+    if spec:  # an empty `spec: {}` would make the manager own the map itself (see configmaps)
+        body["spec"] = spec
     server_side_apply(
         custom_objects().patch_namespaced_custom_object,
         ARGOCD_GROUP,
@@ -117,4 +140,6 @@ def apply_notifications_configuration(namespace: str, name: str, spec: dict[str,
         name,
         body=body,
         action=f"applying NotificationsConfiguration {namespace}/{name}",
+        manager=manager,
+        force=force,
     )

@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from argobridge.core.metricsview import key_written_at
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
-from argobridge.kube.errors import KubeError, is_not_found
+from argobridge.kube.errors import ArgoCDObjectMissing, KubeError, is_not_found, is_uid_mismatch
 
 
 def _read_secret(namespace: str, name: str) -> dict[str, Any] | None:
@@ -39,16 +39,40 @@ def read_secret_key(namespace: str, name: str, key: str) -> str | None:
     return base64.b64decode(encoded).decode("utf-8", errors="replace")
 
 
-def apply_secret_key(namespace: str, name: str, key: str, value: str) -> None:
-    """Server-side apply one key: creates the Secret if missing, other keys stay as they are."""
+def secret_uid(namespace: str, name: str) -> str | None:
+    """The Secret's uid (a precondition for writes that must not create it), or None when it is absent."""
+    body = _read_secret(namespace, name)
+    return None if body is None else str((body.get("metadata") or {}).get("uid") or "") or None
+
+
+def apply_secret_key(
+    namespace: str, name: str, key: str, value: str, *, uid: str | None = None, may_create: bool = False
+) -> None:
+    """Server-side apply one key; other keys stay as they are.
+
+    The Secret must already exist unless `may_create` (ArgoBridge's own Secrets only): the apply carries
+    its `metadata.uid`, so a Secret missing, or deleted between the read and this write, makes the
+    apiserver refuse the write (409) instead of creating a Secret that Argo CD's install owns.
+    """
+    metadata: dict[str, str] = {"name": name, "namespace": namespace}
+    if not may_create:
+        uid = uid or secret_uid(namespace, name)
+        if uid is None:
+            raise ArgoCDObjectMissing("Secret", namespace, name)
+        metadata["uid"] = uid
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": metadata,
         "data": {key: base64.b64encode(value.encode()).decode()},
     }
     action = f"writing key {key} of Secret {namespace}/{name}"
-    server_side_apply(core_v1().patch_namespaced_secret, name, namespace, body=body, action=action)
+    try:
+        server_side_apply(core_v1().patch_namespaced_secret, name, namespace, body=body, action=action)
+    except KubeError as error:
+        if is_uid_mismatch(error):
+            raise ArgoCDObjectMissing("Secret", namespace, name) from None
+        raise
 
 
 def remove_secret_key(namespace: str, name: str, key: str) -> bool:
