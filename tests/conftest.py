@@ -94,10 +94,12 @@ def argocd_crds(control_plane: ControlPlane) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(crds: list[str]) -> Iterator[Any]:
+def operator(crds: list[str], argocd_crds: list[str]) -> Iterator[Any]:
     """The real operator (all handlers) running in this process against the control plane.
 
     Against an external cluster whose operator the chart installed, that one does the work instead.
+    Argo CD's CRDs are installed first, as in a cluster where Argo CD runs: kopf starts watching
+    Applications at once instead of when its scan notices the CRD.
     """
     import kopf.testing
 

@@ -126,8 +126,13 @@ def _held(settings: BridgeSettings | None) -> bool:
 
 
 def needs_sync(app: AppFacts, settings: BridgeSettings | None) -> bool:
-    """Whether the app's annotations differ from what its bridge asks of ArgoBridge (no I/O)."""
-    if _held(settings):
+    """Whether the app's annotations differ from what its bridge asks of ArgoBridge (no I/O).
+
+    An app no bridge of this operator covers is left alone: it may belong to a bridge another operator
+    (another shard) serves, whose annotations are not this one's to take away. A bridge's deletion
+    removes its annotations explicitly (`sync_all` with that bridge marked deleting).
+    """
+    if settings is None or _held(settings):
         return False
     applied = _applied.get(app.uid, frozenset())
     return plan_annotations(app, _desired(app, settings), app.owned_annotations | applied, applied) is not None
@@ -135,7 +140,7 @@ def needs_sync(app: AppFacts, settings: BridgeSettings | None) -> bool:
 
 def sync_app_annotations(app: AppFacts, settings: BridgeSettings | None, now: float) -> None:
     """Make the app carry exactly the subscription annotations its bridge's mode asks of ArgoBridge."""
-    if _held(settings):
+    if settings is None or _held(settings):
         return
     desired = _desired(app, settings)
     applied = _applied.get(app.uid, frozenset())

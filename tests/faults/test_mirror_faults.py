@@ -13,6 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.mirrorpolicy import MIRROR_FOR_ANNOTATION
+from argobridge.devcluster.argocd_install import install_argocd_objects
 from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import SECRET, bridge, condition, create_bridge, get_bridge
 
@@ -101,7 +102,8 @@ def test_mirror_created_by_argobridge_names_its_bridge_and_sets_no_managed_by_la
 
 def test_mirror_naming_argocds_own_secret_is_refused(core, custom, namespace):
     token = "existing-token-" + uuid.uuid4().hex
-    core.create_namespaced_secret(
+    core.replace_namespaced_secret(
+        SECRET,
         namespace,
         {"metadata": {"name": SECRET}, "data": {"backstage-token": base64.b64encode(token.encode()).decode()}},
     )
@@ -119,6 +121,7 @@ def test_mirror_naming_argocds_own_secret_is_refused(core, custom, namespace):
 
 def test_two_bridges_naming_one_mirror_the_second_is_refused_not_a_fight(core, custom, namespace):
     backstage_ns, second_ns = other_namespace(core), other_namespace(core)
+    install_argocd_objects(core, second_ns)  # the second bridge's Argo CD
     mirror = {"namespace": backstage_ns, "name": "argocd-token"}
     create_bridge(custom, with_mirror(namespace, mirror))
     first = wait_for(lambda: (s := raw_secret(core, backstage_ns, "argocd-token")) and "current" in decoded(s) and s)

@@ -29,12 +29,6 @@ REF = {"backstage.io/entity-ref": "component:default/shop"}
 DOWN = "http://127.0.0.1:9"  # nothing listens: Backstage is down
 
 
-def argocd_objects(core: client.CoreV1Api, namespace: str) -> None:
-    """The ConfigMap and Secret an Argo CD install ships (empty), as a real install would have them."""
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": CM}})
-    core.create_namespaced_secret(namespace, {"metadata": {"name": SECRET}})
-
-
 def delete_bridge(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> None:
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
@@ -58,7 +52,6 @@ def subscribed(namespace: str, app: str) -> bool:
 
 @pytest.mark.usefixtures("argocd_crds", "operator")
 def test_bridge_deleted_and_recreated_with_the_same_name_subscribes_its_applications_again(core, custom, namespace):
-    argocd_objects(core, namespace)
     create_app(namespace, "shop", dict(REF))
     annotations_mode = bridge(namespace, subscriptions={"mode": "Annotations"})
     create_bridge(custom, annotations_mode)
@@ -81,7 +74,6 @@ def test_invalid_spec_keeps_every_applications_subscribe_annotations_across_an_o
     from tests.e2e.test_token_rotation import OperatorProcess
 
     shard = f"invalid-{uuid.uuid4().hex[:6]}"
-    argocd_objects(core, namespace)
     create_app(namespace, "shop", dict(REF))
     body = bridge(namespace, subscriptions={"mode": "Annotations"})
     body["metadata"]["labels"] = {"argobridge.io/shard": shard}
@@ -126,7 +118,6 @@ def test_adopted_token_restarts_backstage_at_once_not_after_the_grace_period(cor
             },
         },
     )
-    argocd_objects(core, namespace)
     mirror = {"name": "backstage-tokens", "restartDeployment": "backstage"}
     create_bridge(custom, {**bridge(namespace), "spec": {"backstage": {"url": DOWN}, "token": {"mirror": mirror}}})
 
@@ -162,7 +153,6 @@ def test_adopted_token_restarts_backstage_at_once_not_after_the_grace_period(cor
 
 @pytest.mark.usefixtures("argocd_crds", "operator")
 def test_configmap_drift_fight_is_repaired_with_backoff_and_one_warning(core, custom, namespace, figures):
-    argocd_objects(core, namespace)
     create_bridge(custom, bridge(namespace))
     wait_for(lambda: condition(get_bridge(custom, namespace), "Ready").get("status") == "True", what="Ready")
     key = next(k for k in sorted(cm_data(core, namespace)) if k.startswith("template.") and k.endswith("-backstage"))
@@ -231,7 +221,6 @@ def test_rotation_waiting_for_backstage_probes_it_with_backoff_not_every_two_sec
 
     backstage = FakeDownBackstageCountingConnections()
     shard = f"probe-{uuid.uuid4().hex[:6]}"
-    argocd_objects(core, namespace)
     body = bridge(namespace)
     body["metadata"]["labels"] = {"argobridge.io/shard": shard}
     body["spec"] = {"backstage": {"url": f"http://127.0.0.1:{backstage.port}"}, "token": {"mirror": {"name": "tokens"}}}
@@ -267,7 +256,6 @@ def test_rotation_waiting_for_backstage_probes_it_with_backoff_not_every_two_sec
 
 @pytest.mark.usefixtures("argocd_crds", "operator")
 def test_bridge_deletion_finishes_when_the_shared_context_key_is_unreadable(core, custom, namespace):
-    argocd_objects(core, namespace)
     create_bridge(custom, bridge(namespace, argocd={"url": "https://argocd.example.com"}))
     wait_for(lambda: condition(get_bridge(custom, namespace), "Ready").get("status") == "True", what="Ready")
     core.patch_namespaced_config_map(
@@ -292,7 +280,6 @@ def test_applications_deleted_while_the_watch_was_away_are_no_longer_counted(cor
     from argobridge.app_store import APPS
     from argobridge.core.appcheck import AppFacts
 
-    argocd_objects(core, namespace)
     create_app(namespace, "shop", dict(REF))
     create_bridge(custom, bridge(namespace))
     watched = lambda: ((get_bridge(custom, namespace).get("status") or {}).get("applications") or {}).get("watched")  # noqa: E731
@@ -309,7 +296,6 @@ def test_memory_of_a_deleted_application_and_a_deleted_bridge_is_dropped(core, c
     from argobridge import annotation_sync, probing
     from argobridge.handlers import bridge as bridge_handlers
 
-    argocd_objects(core, namespace)
     app = create_app(namespace, "shop", dict(REF))
     uid = app["metadata"]["uid"]
     create_bridge(custom, bridge(namespace, subscriptions={"mode": "Annotations"}))

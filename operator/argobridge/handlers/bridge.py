@@ -256,7 +256,8 @@ def on_bridge_deleted(body: kopf.Body, namespace: str, name: str, uid: str, retr
         if settings is not None:
             in_scope_apps = [app for app in APPS.all() if settings_for(app, [settings])]
             try:
-                sync_all(in_scope_apps, [], time.monotonic())  # no bridge: every annotation of ours goes
+                # The bridge is marked deleting: every annotation of its goes.
+                sync_all(in_scope_apps, [settings], time.monotonic())
             except KubeError as error:
                 if not _let_go(error, retry):
                     raise kopf.TemporaryError(f"removing annotations: {error}", delay=DELETE_RETRY_DELAY) from None
