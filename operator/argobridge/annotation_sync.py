@@ -8,7 +8,7 @@ never fights an ApplicationSet in a hot loop; the Application gets a Warning Eve
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,6 +90,11 @@ IN_FLIGHT_SECONDS = 30.0
 # one): their Applications must lose ArgoBridge's annotations, not get them back from an event that
 # still sees the bridge.
 _deleting: set[str] = set()
+# Bridges deleted, by uid, the newest GONE_REMEMBERED of them: kopf's index can still hand out a deleted
+# bridge's settings for a moment after it is gone, and an Application event seen then must not put the
+# annotations back. A uid never comes again, so remembering one is always right; the bound keeps it small.
+_gone: OrderedDict[str, None] = OrderedDict()
+GONE_REMEMBERED = 4096
 
 
 def mark_deleting(uid: str) -> None:
@@ -97,9 +102,13 @@ def mark_deleting(uid: str) -> None:
 
 
 def forget_bridge(uid: str) -> None:
-    """The bridge is gone: drop its deletion mark and its last valid settings."""
+    """The bridge is gone: drop its deletion mark and its last valid settings, remember only its uid."""
     _deleting.discard(uid)
     _last_valid.pop(uid, None)
+    if uid:
+        _gone[uid] = None
+        while len(_gone) > GONE_REMEMBERED:
+            _gone.popitem(last=False)
 
 
 def forget_app(uid: str) -> None:
@@ -112,7 +121,7 @@ def forget_app(uid: str) -> None:
 
 
 def _is_deleting(settings: BridgeSettings) -> bool:
-    return settings.uid in _deleting
+    return settings.uid in _deleting or settings.uid in _gone
 
 
 def _desired(app: AppFacts, settings: BridgeSettings | None) -> dict[str, str]:

@@ -73,10 +73,14 @@ async def follow_config_objects(namespace: str, name: str, stopped: kopf.DaemonS
     """
     with _changes_guard:
         handled = _changes[namespace]
-    while not await stopped.wait(CHECK_SECONDS):
+    # A plain sleep, not `stopped.wait(timeout)`: that is asyncio.wait_for, whose timeout racing kopf's
+    # cancellation at shutdown surfaced as a TimeoutError in kopf's root tasks (Python 3.11). The flag is
+    # seen within CHECK_SECONDS, well inside cancellation_backoff.
+    while not stopped:
+        await asyncio.sleep(CHECK_SECONDS)
         with _changes_guard:
             seen = _changes[namespace]
-        if seen != handled:
+        if seen != handled and not stopped:
             handled = seen
             await asyncio.to_thread(reconcile_named, namespace, name, APPS.all())
 
