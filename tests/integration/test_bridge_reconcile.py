@@ -194,7 +194,10 @@ def test_weak_token_is_reported_and_config_held_back(core, custom, namespace):
     assert "t1ny" not in str(body["status"]), "the token value never reaches the status"
     assert cm_data(core, namespace) == {}, "no configuration that would send an unusable token"
     assert secret_data(core, namespace)["backstage-token"] == "t1ny", "the user's value is not overwritten"
-    events = core.list_namespaced_event(namespace, field_selector="reason=InvalidToken").items
+    events = wait_for(
+        lambda: core.list_namespaced_event(namespace, field_selector="reason=InvalidToken").items,
+        what="the InvalidToken Event",
+    )
     assert events and all("t1ny" not in event.message for event in events)
 
 

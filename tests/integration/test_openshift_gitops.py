@@ -207,7 +207,10 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
     spec = wait_for(lambda: (nc := read_nc(custom, namespace)) and nc["spec"], what="NotificationsConfiguration")
     assert "template.app-created" in spec["templates"]  # re-created with the operator's default catalog
     assert flatten(spec)["service.webhook.backstage"] == ours(namespace)["service.webhook.backstage"]
-    events = core.list_namespaced_event(namespace, field_selector="reason=TokenRestored").items
+    events = wait_for(
+        lambda: core.list_namespaced_event(namespace, field_selector="reason=TokenRestored").items,
+        what="the TokenRestored Event",
+    )
     assert events and all(first not in (event.message or "") for event in events)
 
 

@@ -123,8 +123,16 @@ def test_route_that_cannot_compile_is_refused_and_the_running_configuration_stay
     assert "spec.routes[1] (running-oncall)" in message and "add {event: SyncRunning} to spec.events" in message
     assert condition(body, "Ready")["status"] == "False"
     assert cm_data(core, namespace) == running, "the running configuration is left exactly as it was"
-    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=backstage,type=Warning")
-    assert any("running-oncall" in event.message for event in events.items)
+    # kopf posts Events from a queue of its own: the Event can follow the status by a moment.
+    wait_for(
+        lambda: any(
+            "running-oncall" in event.message
+            for event in core.list_namespaced_event(
+                namespace, field_selector="involvedObject.name=backstage,type=Warning"
+            ).items
+        ),
+        what="a Warning Event naming the refused route",
+    )
 
     fixed = {"spec": {"events": [{"event": "SyncFailed"}, {"event": "SyncRunning"}], "routes": [ONCALL, broken]}}
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage", fixed)
