@@ -58,7 +58,8 @@ def test_bridge_deleted_and_recreated_with_the_same_name_subscribes_its_applicat
     wait_for(lambda: subscribed(namespace, "shop"), what="subscribe annotations added")
 
     delete_bridge(custom, namespace)
-    wait_for(lambda: bridge_gone(custom, namespace), what="bridge deleted")
+    # kopf handles the deletion after the updates queued before it: under a busy session operator, tens of seconds.
+    wait_for(lambda: bridge_gone(custom, namespace), timeout=120, what="bridge deleted")
     wait_for(lambda: not set(WANTED) & set(annotations_of(namespace, "shop")), what="annotations removed")
 
     create_bridge(custom, annotations_mode)  # same name, new uid
@@ -262,7 +263,7 @@ def test_bridge_deletion_finishes_when_the_shared_context_key_is_unreadable(core
         CM, namespace, {"data": {"context": "argocdUrl: [unclosed"}}, field_manager="someone"
     )
     delete_bridge(custom, namespace)
-    wait_for(lambda: bridge_gone(custom, namespace), timeout=60, what="deletion finished despite the unreadable key")
+    wait_for(lambda: bridge_gone(custom, namespace), timeout=120, what="deletion finished despite the unreadable key")
 
     def told() -> list[Any]:
         events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=backstage,type=Warning")
@@ -304,7 +305,7 @@ def test_memory_of_a_deleted_application_and_a_deleted_bridge_is_dropped(core, c
     custom.delete_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "applications", "shop")
     wait_for(lambda: uid not in annotation_sync._applied and uid not in bridge_handlers._posted, what="app forgotten")
     delete_bridge(custom, namespace)
-    wait_for(lambda: bridge_gone(custom, namespace), what="bridge deleted")
+    wait_for(lambda: bridge_gone(custom, namespace), timeout=120, what="bridge deleted")
     key = (namespace, "backstage")
     records = {"probes": probing._probes, "counted": bridge_handlers._counted, "locks": bridge_handlers._locks}
 
