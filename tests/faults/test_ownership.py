@@ -23,6 +23,7 @@ from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import (
     CM,
     bridge,
+    bridge_gone,
     cm_data,
     condition,
     create_bridge,
@@ -50,14 +51,6 @@ def create_users_cm(core: client.CoreV1Api, namespace: str, data: dict[str, str]
     """The ConfigMap as a user's tool created it (the `namespace` fixture's empty one is replaced)."""
     core.delete_namespaced_config_map(CM, namespace)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": CM}, "data": data}, field_manager=manager)
-
-
-def bridge_gone(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> bool:
-    try:
-        get_bridge(custom, namespace, name)
-    except ApiException as error:
-        return error.status == 404
-    return False
 
 
 def delete_bridge(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> None:

@@ -23,7 +23,17 @@ from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.kube.deployments import RESTARTED_AT
 from tests.conftest import wait_for
 from tests.integration.test_applications import WANTED, annotations_of, create_app
-from tests.integration.test_bridge_reconcile import CM, SECRET, bridge, cm_data, condition, create_bridge, get_bridge
+from tests.integration.test_bridge_reconcile import (
+    CM,
+    SECRET,
+    bridge,
+    bridge_gone,
+    cm_data,
+    condition,
+    create_bridge,
+    get_bridge,
+    request_rotation,
+)
 
 REF = {"backstage.io/entity-ref": "component:default/shop"}
 DOWN = "http://127.0.0.1:9"  # nothing listens: Backstage is down
@@ -31,14 +41,6 @@ DOWN = "http://127.0.0.1:9"  # nothing listens: Backstage is down
 
 def delete_bridge(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> None:
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-
-
-def bridge_gone(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> bool:
-    try:
-        get_bridge(custom, namespace, name)
-    except ApiException as error:
-        return error.status == 404
-    return False
 
 
 def warnings(core: client.CoreV1Api, namespace: str, reason: str) -> list[Any]:
@@ -231,14 +233,7 @@ def test_rotation_waiting_for_backstage_probes_it_with_backoff_not_every_two_sec
     operator.start()
     try:
         wait_for(lambda: (get_bridge(custom, namespace).get("status") or {}).get("token"), timeout=60, what="mirror")
-        custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            "backstage",
-            {"metadata": {"annotations": {"argobridge.io/rotate-token": "1"}}},
-        )
+        request_rotation(custom, namespace)
         wait_for(
             lambda: condition(get_bridge(custom, namespace), "TokenMirrored").get("reason") == "WaitingForBackstage",
             timeout=60,

@@ -40,6 +40,21 @@ def get_bridge(custom: client.CustomObjectsApi, namespace: str, name: str = "bac
     return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
 
 
+def bridge_gone(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> bool:
+    """Whether the bridge is gone (its finalizer done), not merely marked for deletion."""
+    try:
+        get_bridge(custom, namespace, name)
+    except ApiException as error:
+        return error.status == 404
+    return False
+
+
+def request_rotation(custom: client.CustomObjectsApi, namespace: str, value: str = "1") -> None:
+    """Ask for a token rotation the way a user does: the bridge's rotate-token annotation."""
+    annotations = {"metadata": {"annotations": {"argobridge.io/rotate-token": value}}}
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage", annotations)
+
+
 def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
     for item in (body.get("status") or {}).get("conditions") or []:
         if item["type"] == kind:

@@ -12,6 +12,7 @@ from kubernetes import client
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from tests.conftest import wait_for
+from tests.integration.test_bridge_reconcile import request_rotation
 
 SECRET = "argocd-notifications-secret"
 
@@ -58,14 +59,7 @@ def test_rotation_publishes_but_waits_while_backstage_does_not_accept(operator, 
     make_bridge(custom, namespace, {"mirror": {"name": "backstage-tokens"}})
     mirror = wait_for(lambda: decoded(core, namespace, "backstage-tokens"), what="mirror Secret")
     old = mirror["current"]
-    custom.patch_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        "backstage",
-        {"metadata": {"annotations": {"argobridge.io/rotate-token": "1"}}},
-    )
+    request_rotation(custom, namespace)
     published = wait_for(
         lambda: (m := decoded(core, namespace, "backstage-tokens")) and m["current"] != old and m,
         what="new token published",
@@ -83,14 +77,7 @@ def test_rotation_publishes_but_waits_while_backstage_does_not_accept(operator, 
 def test_rotation_request_without_mirror_is_refused_with_a_warning(operator, core, custom, namespace):
     make_bridge(custom, namespace, {})
     token = wait_for(lambda: decoded(core, namespace, SECRET).get("backstage-token"), what="token")
-    custom.patch_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        "backstage",
-        {"metadata": {"annotations": {"argobridge.io/rotate-token": "1"}}},
-    )
+    request_rotation(custom, namespace)
 
     def warning() -> Any:
         events = core.list_namespaced_event(namespace).items
