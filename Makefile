@@ -1,6 +1,6 @@
 # ArgoBridge developer entry points. `make help` lists them.
 # Everything installs itself: Python packages into .venv (pinned in pyproject.toml); Go-built binaries
-# (kube-apiserver, etcd, argocd, helm, argocd-operator; pinned in operator/argobridge/devcluster/versions.py) and the Backstage
+# (kube-apiserver, etcd, argocd, helm, argocd-operator; pinned in operator/argobridge_dev/versions.py) and the Backstage
 # test backend (npm, pinned by tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
 
 PYTHON ?= python3
@@ -55,10 +55,10 @@ deploy-tests: tools ## The chart and manifests: lint, schema, restricted-v2, ins
 	$(BIN)/pytest -p no:cacheprovider -ra tests/deploy
 
 manifests: tools ## Regenerate manifests/install from the chart's default rendering (a test checks they match)
-	$(BIN)/python -m argobridge.devcluster.chart --write
+	$(BIN)/python -m argobridge_dev.chart --write
 
 chart-lint: tools ## helm lint --strict on the chart
-	$$($(BIN)/python -m argobridge.devcluster.gobuild helm) lint --strict charts/argobridge
+	$$($(BIN)/python -m argobridge_dev.gobuild helm) lint --strict charts/argobridge
 
 bench: tools ## Benchmarks at 1,000 and 10,000 Applications, RSS with 5,000 unrelated Secrets (not part of test): make bench SIZES=200 IDLE=20
 	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --json build/bench.json

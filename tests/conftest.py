@@ -1,6 +1,6 @@
 """Shared fixtures: a real control plane for the session, a fresh namespace per test, the operator.
 
-The control plane is real etcd and kube-apiserver processes (see argobridge.devcluster), started once
+The control plane is real etcd and kube-apiserver processes (see argobridge_dev), started once
 per session; isolation between tests comes from namespaces, since one operator serves them all.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from argobridge.devcluster.controlplane import ControlPlane, free_port
+from argobridge_dev.controlplane import ControlPlane, free_port
 
 FIGURES: list[str] = []
 
@@ -87,8 +87,8 @@ def crds(control_plane: ControlPlane) -> list[str]:
 @pytest.fixture(scope="session")
 def argocd_crds(control_plane: ControlPlane) -> list[str]:
     """Argo CD's Application and AppProject CRDs, from the Argo CD Go module's own manifests."""
-    from argobridge.devcluster.argocd_engine import argocd_crd_documents
     from argobridge.kube.crds import apply_crds
+    from argobridge_dev.engine import argocd_crd_documents
 
     return apply_crds(argocd_crd_documents())
 
@@ -140,7 +140,7 @@ def bare_namespace(core: client.CoreV1Api) -> str:
 def namespace(core: client.CoreV1Api, bare_namespace: str) -> str:
     """A fresh namespace standing for an installed Argo CD: its (empty) argocd-notifications-cm and
     argocd-notifications-secret, which Argo CD's install creates and ArgoBridge never does."""
-    from argobridge.devcluster.argocd_install import install_argocd_objects
+    from argobridge_dev.argocd_install import install_argocd_objects
 
     install_argocd_objects(core, bare_namespace)
     return bare_namespace
@@ -163,8 +163,8 @@ def argocd_operator(
     control_plane: ControlPlane, argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Any:
     """The real Argo CD operator, one process for the session, with its CRDs and OpenShift's Route CRD."""
-    from argobridge.devcluster.argocd_operator import ArgoCDOperator, operator_crd_documents, route_crd_document
     from argobridge.kube.crds import apply_crds
+    from argobridge_dev.argocd_operator import ArgoCDOperator, operator_crd_documents, route_crd_document
 
     started = time.monotonic()
     apply_crds([*operator_crd_documents(), route_crd_document()])

@@ -23,11 +23,11 @@ from typing import Any
 
 from kubernetes import client, config
 
-from argobridge.devcluster.argocd_engine import argocd_crd_documents
-from argobridge.devcluster.argocd_install import install_argocd_objects
-from argobridge.devcluster.controlplane import ControlPlane
 from argobridge.kube import client as kube_client
 from argobridge.kube.crds import apply_crds, crd_documents
+from argobridge_dev.argocd_install import install_argocd_objects
+from argobridge_dev.controlplane import ControlPlane
+from argobridge_dev.engine import argocd_crd_documents
 
 NAMESPACE = "argocd"
 SUB_KEY = "notifications.argoproj.io/subscribe.on-sync-failed-backstage.backstage"
@@ -58,7 +58,7 @@ class Operator:
         self.log = open(log, "wb")  # noqa: SIM115
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "argobridge.cli", "run", "--liveness", ""],
+            [sys.executable, "-m", "argobridge.commands.cli", "run", "--liveness", ""],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -284,9 +284,9 @@ def run_e2e_latency(events: int, workdir: Path) -> dict[str, Any]:
     import base64
     import uuid
 
-    from argobridge.devcluster.argocd_engine import NotificationsController
-    from argobridge.devcluster.backstage import BackstageServer
-    from argobridge.devcluster.controlplane import free_port
+    from argobridge_dev.backstage import BackstageServer
+    from argobridge_dev.controlplane import free_port
+    from argobridge_dev.engine import NotificationsController
 
     with ControlPlane() as plane:
         core, custom = prepare_cluster(plane)
@@ -342,7 +342,7 @@ def run_e2e_latency(events: int, workdir: Path) -> dict[str, Any]:
                     found: dict[str, Any] = {}
 
                     def arrived(scope: str = scope, found: dict[str, Any] = found, name: str = name) -> bool:
-                        from argobridge.devcluster.backstage import _request
+                        from argobridge_dev.backstage import _request
 
                         _, answer = _request(
                             "GET", f"{backstage.url}/api/notifications/notifications?search={name}", alice

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
-from argobridge.devcluster.controlplane import ControlPlane
+from argobridge_dev.controlplane import ControlPlane
 from tests.bench.run_bench import Operator, bridge_status, create_bridge, prepare_cluster, wait_until
 
 TARGET_MB = 10.0

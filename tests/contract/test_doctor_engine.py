@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from argobridge.commands.doctor import check_engine
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import parse_bridge_spec
-from argobridge.doctor import check_engine
 
 
 def rendered() -> dict[str, str]:

@@ -18,7 +18,7 @@ from argobridge.core.backstage_contract import create_request_problems, js_lengt
 from argobridge.core.events import CATALOG
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import DEFAULT_SEVERITIES, DEFAULT_TOPICS, EventName, parse_bridge_spec
-from argobridge.devcluster.argocd_engine import EngineError, OfflineEngine
+from argobridge_dev.engine import EngineError, OfflineEngine
 
 ARGOCD_URL = "https://argocd.example.com"
 HOSTILE_MESSAGE = 'one or more objects failed to apply, reason: "quoted" \\ backslash\nsecond line\t{{ .app }} "}'

@@ -9,7 +9,7 @@ import pytest
 from argobridge.core.preview import preview_application
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import parse_bridge_spec
-from argobridge.devcluster.argocd_engine import OfflineEngine
+from argobridge_dev.engine import OfflineEngine
 from tests.contract.test_engine_contract import ARGOCD_URL, CORPUS
 from tests.contract.test_routes_contract import BRIDGE, FAILED, HOSTILE_LABEL, with_
 

@@ -18,7 +18,7 @@ from argobridge.core.events import CATALOG
 from argobridge.core.render import render_notifications_config
 from argobridge.core.routeplan import deciding_route, plan_deliveries
 from argobridge.core.spec import BridgeSpec, EventName, parse_bridge_spec
-from argobridge.devcluster.argocd_engine import OfflineEngine
+from argobridge_dev.engine import OfflineEngine
 from tests.contract.test_engine_contract import ARGOCD_URL, app
 
 HOSTILE_TITLE = 'PROD "{app}" \\ {{{{ .app }}}} %s %!v(MISSING) ✓ 🚀\n<script>'

@@ -21,10 +21,10 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from argobridge.devcluster.argocd_engine import argocd_crd_documents
-from argobridge.devcluster.argocd_install import install_argocd_objects
-from argobridge.devcluster.chart import CHART, helm
-from argobridge.devcluster.controlplane import ControlPlane, free_port
+from argobridge_dev.argocd_install import install_argocd_objects
+from argobridge_dev.chart import CHART, helm
+from argobridge_dev.controlplane import ControlPlane, free_port
+from argobridge_dev.engine import argocd_crd_documents
 from tests.conftest import FIGURES, wait_for
 
 RELEASE = "argobridge"
@@ -151,7 +151,10 @@ def chart_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartIns
         process_env = {**os.environ, **env, "KUBECONFIG": str(operator_kubeconfig), "ARGOBRIDGE_RESYNC_SECONDS": "3"}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "argobridge.cli", *args], env=process_env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "argobridge.commands.cli", *args],
+                env=process_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         try:
 

@@ -17,7 +17,7 @@ from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-from argobridge.devcluster.chart import (
+from argobridge_dev.chart import (
     CHART,
     CRD_FILE,
     INSTALL_MANIFEST,

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.argocd_operator import operator_crd_documents, route_crd_document
+from argobridge_dev.argocd_operator import operator_crd_documents, route_crd_document
 from tests.conftest import wait_for
 from tests.deploy.conftest import GITOPS_NAMESPACE, ChartInstall
 

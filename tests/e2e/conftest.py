@@ -19,10 +19,10 @@ import pytest
 from kubernetes import client
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.argocd_engine import NotificationsController
-from argobridge.devcluster.argocd_install import install_argocd_objects
-from argobridge.devcluster.backstage import BackstageServer
-from argobridge.devcluster.controlplane import ControlPlane, free_port
+from argobridge_dev.argocd_install import install_argocd_objects
+from argobridge_dev.backstage import BackstageServer
+from argobridge_dev.controlplane import ControlPlane, free_port
+from argobridge_dev.engine import NotificationsController
 from tests.conftest import FIGURES, ExternalCluster, wait_for
 
 

@@ -12,7 +12,7 @@ import socket
 import threading
 from collections import defaultdict
 
-from argobridge.devcluster.controlplane import free_port
+from argobridge_dev.controlplane import free_port
 
 
 def pump(source: socket.socket, target: socket.socket) -> None:

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from argobridge.backstage_client import probe_create_endpoint, tls_verify
+from argobridge.backstage.client import probe_create_endpoint, tls_verify
 from argobridge.core.probe import probe_condition
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.argocd_install import install_argocd_objects
-from argobridge.devcluster.backstage import CATALOG_ONLY_TOKEN, BackstageServer
-from argobridge.devcluster.controlplane import free_port
 from argobridge.kube import secrets
 from argobridge.kube.errors import KubeError
+from argobridge_dev.argocd_install import install_argocd_objects
+from argobridge_dev.backstage import CATALOG_ONLY_TOKEN, BackstageServer
+from argobridge_dev.controlplane import free_port
 from tests.conftest import wait_for
 from tests.e2e.conftest import Rig
 from tests.e2e.tls_terminator import TlsTerminator

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from argobridge.devcluster.controlplane import ControlPlane
+from argobridge_dev.controlplane import ControlPlane
 from tests.conftest import wait_for
 from tests.e2e.conftest import Rig, running_rig
 

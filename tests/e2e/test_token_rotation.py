@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from argobridge.backstage_client import probe_create_endpoint
+from argobridge.backstage.client import probe_create_endpoint
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.argocd_engine import NotificationsController
-from argobridge.devcluster.argocd_install import install_argocd_objects
-from argobridge.devcluster.backstage import BackstageServer
-from argobridge.devcluster.controlplane import ControlPlane
 from argobridge.kube.deployments import RESTARTED_AT
+from argobridge_dev.argocd_install import install_argocd_objects
+from argobridge_dev.backstage import BackstageServer
+from argobridge_dev.controlplane import ControlPlane
+from argobridge_dev.engine import NotificationsController
 from tests.conftest import wait_for
 from tests.e2e.conftest import Rig, create_default_project
 from tests.e2e.service_proxy import ServiceProxy

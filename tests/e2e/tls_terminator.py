@@ -13,7 +13,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from argobridge.devcluster.controlplane import free_port
+from argobridge_dev.controlplane import free_port
 from tests.e2e.service_proxy import pump
 
 

@@ -44,7 +44,7 @@ from argobridge.core.spec import (
     SpecError,
     parse_bridge_spec,
 )
-from argobridge.devcluster.argocd_engine import EngineError, OfflineEngine
+from argobridge_dev.engine import EngineError, OfflineEngine
 from tests.conftest import wait_for
 from tests.contract.test_engine_contract import HOSTILE_MESSAGE, app
 

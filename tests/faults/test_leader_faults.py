@@ -30,11 +30,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.argocd_engine import argocd_crd_documents
-from argobridge.devcluster.chart import render_chart
-from argobridge.devcluster.controlplane import ControlPlane, free_port
 from argobridge.kube import client as kube_client
 from argobridge.kube.client import GuardedApiClient, LeaseNotHeld, WriteGuard
+from argobridge_dev.chart import render_chart
+from argobridge_dev.controlplane import ControlPlane, free_port
+from argobridge_dev.engine import argocd_crd_documents
 from tests.conftest import FIGURES, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ class Replica:
     def start(self) -> Replica:
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "argobridge.cli", *self.args],
+                [sys.executable, "-m", "argobridge.commands.cli", *self.args],
                 env={**os.environ, **self.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -386,7 +386,7 @@ def test_kopfs_own_writes_pass_the_same_guard_and_are_refused_before_a_connectio
     import aiohttp
     import kopf
 
-    from argobridge.operator_main import kopf_session
+    from argobridge.runtime.operator_main import kopf_session
 
     server = FakeHungApiserver()
     guard = WriteGuard()

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.mirrorpolicy import MIRROR_FOR_ANNOTATION
-from argobridge.devcluster.argocd_install import install_argocd_objects
+from argobridge_dev.argocd_install import install_argocd_objects
 from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import SECRET, bridge, condition, create_bridge, get_bridge
 

@@ -18,7 +18,7 @@ from argobridge.core.ownership import field_manager, marker_line
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.kube import configmaps
 from argobridge.kube.apply import StaleReadError
-from argobridge.reconcile import reconcile_bridge
+from argobridge.steps.reconcile import reconcile_bridge
 from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import (
     CM,
@@ -109,7 +109,7 @@ def test_renaming_our_service_as_the_conflict_says_keeps_theirs_and_applies_ours
 
 
 def test_users_context_stays_byte_identical_except_our_line_and_the_engine_reads_both(core, custom, namespace):
-    from argobridge.devcluster.argocd_engine import OfflineEngine
+    from argobridge_dev.engine import OfflineEngine
     from tests.contract.test_engine_contract import app
 
     probe = "message: '{{.context.a}} {{.context.b}} {{.context.c}} {{.context.d}} {{.context.argocdUrl}}'\n"
@@ -381,7 +381,7 @@ def test_gitops_users_entry_of_the_same_name_is_a_conflict_and_the_resource_stay
 
 @pytest.mark.usefixtures("argocd_operator")
 def test_gitops_look_alike_subscription_survives_and_our_marker_survives_the_operators_copy(core, custom, namespace):
-    from argobridge.devcluster.argocd_engine import OfflineEngine
+    from argobridge_dev.engine import OfflineEngine
     from tests.contract.test_engine_contract import app
     from tests.integration.test_openshift_gitops import gitops_namespace, read_cm, read_nc
 

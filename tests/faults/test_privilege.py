@@ -14,10 +14,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.argocd_install import install_argocd_objects
-from argobridge.devcluster.chart import INSTALL_MANIFEST
 from argobridge.kube import configmaps, secrets
 from argobridge.kube.errors import ArgoCDObjectMissing, KubeError
+from argobridge_dev.argocd_install import install_argocd_objects
+from argobridge_dev.chart import INSTALL_MANIFEST
 from tests.conftest import wait_for
 
 CM = "argocd-notifications-cm"
@@ -319,8 +319,8 @@ def test_name_watch_follows_only_its_name_and_lists_again_when_its_version_is_co
     import logging
     import threading
 
-    from argobridge.devcluster.controlplane import ControlPlane
     from argobridge.kube.namewatch import NameWatch, WatchedName
+    from argobridge_dev.controlplane import ControlPlane
 
     caplog.set_level(logging.INFO, logger="argobridge.kube.namewatch")
     with ControlPlane(watch_cache=False) as plane:

@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
-from argobridge.devcluster.controlplane import free_port
+from argobridge_dev.controlplane import free_port
 from tests.conftest import wait_for
 from tests.integration.test_applications import create_app
 from tests.integration.test_bridge_reconcile import (
@@ -299,7 +299,7 @@ def test_kubernetes_api_refusing_connections_is_a_safe_temporary_error_and_the_b
 def test_unforeseen_exception_is_InternalError_with_type_and_place_only_and_ready_goes_false(
     core, custom, namespace, monkeypatch, caplog
 ):
-    import argobridge.reconcile as reconcile
+    import argobridge.steps.reconcile as reconcile
 
     create_bridge(custom, bridge(namespace))
     wait_ready(custom, namespace)
@@ -314,7 +314,7 @@ def test_unforeseen_exception_is_InternalError_with_type_and_place_only_and_read
     before = error_count(namespace, "InternalError")
     monkeypatch.setattr(reconcile, "_apply_config", FakeBugInApply)
     failed = wait_condition(custom, namespace, "ConfigApplied", "False", "InternalError")
-    assert "UnicodeEncodeError in argobridge.reconcile.reconcile_bridge" in failed["message"]
+    assert "UnicodeEncodeError in argobridge.steps.reconcile.reconcile_bridge" in failed["message"]
     ready = condition(get_bridge(custom, namespace), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InternalError"), "no stale Ready=True"
     assert "UnicodeEncodeError" in wait_event(core, namespace, "InternalError")

@@ -273,8 +273,8 @@ def test_applications_deleted_while_the_watch_was_away_are_no_longer_counted(cor
     """kopf relists after a 410 without a DELETED event for what vanished meanwhile; forcing a 410 on
     the operator's own watch is not possible from a test, so the missed deletion is put into the
     operator's store directly, and the real apiserver's list is what clears it."""
-    from argobridge.app_store import APPS
     from argobridge.core.appcheck import AppFacts
+    from argobridge.steps.app_store import APPS
 
     create_app(namespace, "shop", dict(REF))
     create_bridge(custom, bridge(namespace))
@@ -289,8 +289,8 @@ def test_applications_deleted_while_the_watch_was_away_are_no_longer_counted(cor
 
 @pytest.mark.usefixtures("argocd_crds", "operator")
 def test_memory_of_a_deleted_application_and_a_deleted_bridge_is_dropped(core, custom, namespace):
-    from argobridge import annotation_sync, probing
     from argobridge.handlers import bridge as bridge_handlers
+    from argobridge.steps import annotation_sync, probing
 
     app = create_app(namespace, "shop", dict(REF))
     uid = app["metadata"]["uid"]

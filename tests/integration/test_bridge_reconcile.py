@@ -15,7 +15,7 @@ from argobridge.core.configplan import plan_config
 from argobridge.core.ownership import Ownership
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import GROUP, PLURAL, VERSION, parse_bridge_spec
-from argobridge.reconcile import reconcile_bridge
+from argobridge.steps.reconcile import reconcile_bridge
 from tests.conftest import wait_for
 
 CM = "argocd-notifications-cm"

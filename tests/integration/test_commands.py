@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from argobridge.devcluster.controlplane import ControlPlane, free_port
+from argobridge_dev.controlplane import ControlPlane, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "backstagebridge.yaml"
@@ -17,7 +17,11 @@ SAMPLE = ROOT / "manifests" / "samples" / "backstagebridge.yaml"
 
 def argobridge(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "argobridge.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "argobridge.commands.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 

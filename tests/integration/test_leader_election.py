@@ -8,7 +8,7 @@ import time
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from argobridge.leader import LeaderElector
+from argobridge.runtime.leader import LeaderElector
 from tests.conftest import FIGURES, wait_for
 
 

@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from argobridge.core.render import render_notifications_config
 from argobridge.core.resourceplan import flatten
 from argobridge.core.spec import parse_bridge_spec
-from argobridge.devcluster.argocd_install import install_argocd_objects
+from argobridge_dev.argocd_install import install_argocd_objects
 from tests.conftest import wait_for
 from tests.integration.test_bridge_reconcile import bridge, condition, create_bridge, get_bridge, wait_ready
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from argobridge.devcluster.argocd_engine import argocd_binary
+from argobridge_dev.engine import argocd_binary
 from tests.integration.test_commands import argobridge
 
 BRIDGE = {

@@ -9,8 +9,8 @@ CLUSTER=${KIND_CLUSTER:-argobridge-e2e}
 IMAGE=argobridge/operator:e2e
 
 command -v docker >/dev/null || { echo "e2e-kind needs Docker; use 'make e2e' for the local control plane" >&2; exit 2; }
-KIND=$($BIN/python -m argobridge.devcluster.gobuild kind)
-HELM=$($BIN/python -m argobridge.devcluster.gobuild helm)
+KIND=$($BIN/python -m argobridge_dev.gobuild kind)
+HELM=$($BIN/python -m argobridge_dev.gobuild helm)
 WORK=$(mktemp -d)
 trap '"$KIND" delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from argobridge.commands.doctor import check_config, format_json, format_text, problem
+from argobridge.commands.send_test import explain_answer
 from argobridge.core.probe import (
     ProbeResult,
     legacy_path_usable,
@@ -13,8 +15,6 @@ from argobridge.core.probe import (
 )
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import SpecError, parse_bridge_spec
-from argobridge.doctor import check_config, format_json, format_text, problem
-from argobridge.send_test import explain_answer
 
 
 def test_404_on_the_default_path_tries_the_root_path_but_not_when_the_path_was_given():

@@ -8,14 +8,14 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
 
-from argobridge.backstage_client import InvalidCaBundle, catalog_answer, probe_create_endpoint, tls_verify
+from argobridge.backstage.client import InvalidCaBundle, catalog_answer, probe_create_endpoint, tls_verify
 from argobridge.core.conditions import CONFIG_APPLIED, Condition, merge_conditions
 from argobridge.core.probe import ProbeResult, entities_condition, probe_condition
 from argobridge.core.spec import SpecError, parse_bridge_spec
 from argobridge.core.status import ReconcileReport, build_status
 from argobridge.core.token import generate_token, token_problem
-from argobridge.failures import describe_failure
 from argobridge.kube.errors import KubeError
+from argobridge.steps.failures import describe_failure
 
 TOKEN = "Zq9xTokenWith-ü-and-€-inside-4711"
 
@@ -140,7 +140,7 @@ def test_unforeseen_exception_is_an_internal_error_with_type_and_place_only(capl
     try:
         _raise_with_the_token()
     except UnicodeEncodeError as error:
-        with caplog.at_level(logging.ERROR, logger="argobridge.failures"):
+        with caplog.at_level(logging.ERROR, logger="argobridge.steps.failures"):
             reason, message = describe_failure(error, "Reconciling BackstageBridge a/b")
     assert reason == "InternalError"
     assert "UnicodeEncodeError in " in message and "_raise_with_the_token line" in message

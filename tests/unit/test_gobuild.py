@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from argobridge.devcluster.gobuild import parse_replaces, wrapper_go_mod
-from argobridge.devcluster.versions import ETCD, KUBE_APISERVER
+from argobridge_dev.gobuild import parse_replaces, wrapper_go_mod
+from argobridge_dev.versions import ETCD, KUBE_APISERVER
 
 K8S_GO_MOD = """module k8s.io/kubernetes
 

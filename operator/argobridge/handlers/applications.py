@@ -11,13 +11,13 @@ from typing import Any
 
 import kopf
 
-from argobridge.annotation_sync import BridgeSettings, needs_sync, settings_for, sync_app_annotations
-from argobridge.app_store import APPS
 from argobridge.core.appcheck import SUBSCRIBE_PREFIX, AppFacts, annotations_owned_by
 from argobridge.core.configplan import FIELD_MANAGER
 from argobridge.core.events import ENTITY_REF_ANNOTATION
 from argobridge.handlers.bridge import forget_app
 from argobridge.kube.errors import KubeError
+from argobridge.steps.annotation_sync import BridgeSettings, needs_sync, settings_for, sync_app_annotations
+from argobridge.steps.app_store import APPS
 
 APPLICATIONS = ("argoproj.io", "v1alpha1", "applications")
 

@@ -13,23 +13,24 @@ from typing import Any
 
 import kopf
 
-from argobridge import drift_repairs, metrics, probing
-from argobridge.annotation_sync import BridgeSettings, bridge_settings, mark_deleting, settings_for, sync_all
-from argobridge.annotation_sync import forget_app as forget_app_annotations
-from argobridge.annotation_sync import forget_bridge as forget_annotation_state
-from argobridge.app_store import APPS
+from argobridge import metrics
 from argobridge.core.appcheck import AppFacts
 from argobridge.core.configplan import ForeignDataError
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
-from argobridge.failures import describe_failure
 from argobridge.kube.applications import list_application_uids
 from argobridge.kube.bridges import get_bridge
 from argobridge.kube.errors import KubeError
 from argobridge.metrics import forget_bridge
-from argobridge.observe import observe_reconcile
-from argobridge.reconcile import forget_catalog_answer, reconcile_bridge, remove_bridge, report_removal_failure
 from argobridge.settings import Settings
+from argobridge.steps import drift_repairs, probing
+from argobridge.steps.annotation_sync import BridgeSettings, bridge_settings, mark_deleting, settings_for, sync_all
+from argobridge.steps.annotation_sync import forget_app as forget_app_annotations
+from argobridge.steps.annotation_sync import forget_bridge as forget_annotation_state
+from argobridge.steps.app_store import APPS
+from argobridge.steps.failures import describe_failure
+from argobridge.steps.observe import observe_reconcile
+from argobridge.steps.reconcile import forget_catalog_answer, reconcile_bridge, remove_bridge, report_removal_failure
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 SHARD_LABEL = f"{GROUP}/shard"

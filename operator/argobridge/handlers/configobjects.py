@@ -16,13 +16,13 @@ from typing import Any
 
 import kopf
 
-from argobridge.app_store import APPS
 from argobridge.core.gitops import ARGOCD_GROUP, NOTIFICATIONS_CONFIGURATION_PLURAL, NOTIFICATIONS_CONFIGURATION_VERSION
 from argobridge.core.spec import DEFAULT_SECRET_NAME, NOTIFICATIONS_CONFIGMAP
-from argobridge.gitops_config import BACKUP_SECRET_NAME
 from argobridge.handlers.bridge import RESOURCE, SHARD, reconcile_named
 from argobridge.kube.argocd import ARGOCD_CM
 from argobridge.kube.namewatch import NameWatches, WatchedName
+from argobridge.steps.app_store import APPS
+from argobridge.steps.gitops_config import BACKUP_SECRET_NAME
 
 WATCHED_CONFIGMAPS = (NOTIFICATIONS_CONFIGMAP, ARGOCD_CM)
 WATCHED_SECRETS = (DEFAULT_SECRET_NAME, BACKUP_SECRET_NAME)

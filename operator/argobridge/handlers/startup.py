@@ -8,10 +8,10 @@ from typing import Any
 import kopf
 
 from argobridge import metrics
-from argobridge.app_store import APPS
 from argobridge.core.spec import GROUP
-from argobridge.operator_main import kopf_session
+from argobridge.runtime.operator_main import kopf_session
 from argobridge.settings import Settings
+from argobridge.steps.app_store import APPS
 
 PREFIX = GROUP
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from argobridge import backstage_client, drift_repairs, gitops_config, probing
+from argobridge.backstage import client as backstage_client
 from argobridge.core.appcheck import (
     AppFacts,
     CatalogAnswer,
@@ -50,12 +50,13 @@ from argobridge.core.spec import (
 )
 from argobridge.core.status import Notice, ReconcileReport, build_status, config_hash, status_patch
 from argobridge.core.token import generate_token, services_using_key, token_problem
-from argobridge.failures import describe_failure
 from argobridge.kube import argocd, bridges, configmaps, secrets
 from argobridge.kube.apply import APPLY_ATTEMPTS, StaleReadError, apply_planned
 from argobridge.kube.errors import TRANSPORT_ERRORS, ArgoCDObjectMissing, KubeError
 from argobridge.settings import Settings
-from argobridge.token_rotation import TOKEN_MIRRORED, rotate_token
+from argobridge.steps import drift_repairs, gitops_config, probing
+from argobridge.steps.failures import describe_failure
+from argobridge.steps.token_rotation import TOKEN_MIRRORED, rotate_token
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from types import TracebackType
 
 import yaml
 
-from argobridge.devcluster import processes
-from argobridge.devcluster.gobuild import ensure_built
-from argobridge.devcluster.versions import ETCD, KUBE_APISERVER
+from argobridge_dev import processes
+from argobridge_dev.gobuild import ensure_built
+from argobridge_dev.versions import ETCD, KUBE_APISERVER
 
 
 def free_port() -> int:

@@ -22,9 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from argobridge.devcluster import processes
-from argobridge.devcluster.controlplane import free_port
-from argobridge.devcluster.gobuild import cache_root
+from argobridge_dev import processes
+from argobridge_dev.controlplane import free_port
+from argobridge_dev.gobuild import cache_root
 
 SOURCE = Path(__file__).resolve().parents[3] / "tests" / "e2e" / "backstage"
 INSTALL_FILES = ("package.json", "package-lock.json", ".npmrc")

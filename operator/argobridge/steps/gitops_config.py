@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from argobridge import drift_repairs
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
 from argobridge.core.gitops import (
     ArgoCDInstance,
@@ -38,6 +37,7 @@ from argobridge.core.token import token_problem
 from argobridge.kube import argocd, gitops, secrets
 from argobridge.kube.apply import APPLY_ATTEMPTS, StaleReadError, apply_planned
 from argobridge.kube.errors import KubeError
+from argobridge.steps import drift_repairs
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ DEMO_NAMESPACE = "argobridge-demo"
 def cluster_reachable() -> bool:
     """Whether the current kubeconfig points at an apiserver that answers within a few seconds."""
     try:
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)  # type: ignore[no-untyped-call]
         api = client.VersionApi()
         api.get_code(_request_timeout=5)
     except Exception:
@@ -36,8 +36,8 @@ def cluster_reachable() -> bool:
 
 def apply_sample(namespace: str) -> dict[str, Any]:
     """Create the demo namespace and apply the sample bridge into it."""
-    from argobridge.devcluster.argocd_install import install_argocd_objects
     from argobridge.kube.client import api_client
+    from argobridge_dev.argocd_install import install_argocd_objects
 
     core = client.CoreV1Api(api_client())
     core.patch_namespace(
@@ -90,9 +90,9 @@ def show(namespace: str, body: dict[str, Any]) -> None:
 
 def run_demo(once: bool = False) -> int:
     """Install the CRD, apply the sample, run the operator; print what it produced once it is Ready."""
-    from argobridge.devcluster.controlplane import ControlPlane
     from argobridge.kube.crds import install_crds
-    from argobridge.operator_main import run_operator
+    from argobridge.runtime.operator_main import run_operator
+    from argobridge_dev.controlplane import ControlPlane
 
     with ExitStack() as stack:
         if cluster_reachable():

@@ -7,7 +7,6 @@ Exit code 1 when anything is wrong, so it fits in a script or a CI gate; `-o jso
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -30,6 +29,7 @@ from argobridge.core.spec import (
     parse_bridge_spec,
 )
 from argobridge.core.token import token_problem
+from argobridge.engine.offline import EngineError, OfflineEngine, find_argocd
 from argobridge.kube import bridges, configmaps, deployments, mirror, secrets
 from argobridge.kube.client import api_client, custom_objects
 from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError, transport_message
@@ -199,11 +199,8 @@ def check_config(spec: BridgeSpec, data: Mapping[str, str], argocd_url: str | No
 
 def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
     """Every trigger we generate, evaluated by the real `argocd` binary when it is at hand."""
-    from argobridge.devcluster.argocd_engine import EngineError, OfflineEngine
-    from argobridge.devcluster.gobuild import binary_path
-    from argobridge.devcluster.versions import ARGO_CD
-
-    if not binary_path(ARGO_CD).exists() and not shutil.which("argocd"):
+    binary = find_argocd()
+    if binary is None:
         return [ok("engine", "argocd binary not found: the engine check was skipped (YAML was checked)")]
     sample = {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -213,7 +210,7 @@ def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
         "status": {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}},
     }
     # A stand-in value under the token's key: the engine only needs the key to exist, never the token.
-    engine = OfflineEngine(dict(data), secret={token_key: "doctor-placeholder"})
+    engine = OfflineEngine(dict(data), secret={token_key: "doctor-placeholder"}, binary=binary)
     failures = []
     for definition in CATALOG.values():
         if f"trigger.{definition.trigger}" not in data:
@@ -269,7 +266,7 @@ def check_token(namespace: str, spec: BridgeSpec) -> tuple[list[Finding], str | 
 
 
 def check_probe(namespace: str, name: str, spec: BridgeSpec, token: str) -> list[Finding]:
-    from argobridge.probing import forget, probe_bridge
+    from argobridge.steps.probing import forget, probe_bridge
 
     forget(namespace, name)
     condition, _ = probe_bridge(namespace, name, spec, token)

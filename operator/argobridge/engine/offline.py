@@ -1,29 +1,24 @@
-"""The real Argo CD notifications engine, offline (render a template, evaluate a trigger) and live.
+"""The real Argo CD notifications engine, offline: render a template, evaluate a trigger.
 
-Offline, `argocd admin notifications` reads a ConfigMap file and an Application file and prints what
-the engine would send; it needs some API server address even then (an unreachable one is fine) and
-reports errors on stderr with exit code 0, so the output is checked, not the status. Live, the same
-binary runs as the notifications controller when started under the name `argocd-notifications`.
+`argocd admin notifications` reads a ConfigMap file and an Application file and prints what the engine
+would send; it needs some API server address even then (an unreachable one is fine) and reports errors
+on stderr with exit code 0, so the output is checked, not the status. This edge runs a binary it is
+given: finding or building one is the caller's business (`find_argocd` for the commands users run).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
-
-from argobridge.devcluster import processes
-from argobridge.devcluster.controlplane import free_port
-from argobridge.devcluster.gobuild import ensure_built, go_env
-from argobridge.devcluster.versions import ARGO_CD
 
 OFFLINE_SERVER = "127.0.0.1:1"  # no scheme: plain HTTP to a closed port, so nothing prompts for a login
 # The engine looks the app's AppProject up even offline and warns when it cannot; that is expected.
@@ -32,37 +27,6 @@ _EXPECTED_STDERR = re.compile(r"Failed to get AppProject|cannot get application 
 
 class EngineError(RuntimeError):
     """The engine refused the configuration or failed to render; the message is the engine's own."""
-
-
-def argocd_binary() -> Path:
-    return ensure_built(ARGO_CD)
-
-
-def notifications_controller_binary() -> Path:
-    """A link named `argocd-notifications` to the multi-call binary, which picks its role by name."""
-    binary = argocd_binary()
-    link = binary.with_name("argocd-notifications")
-    if not link.exists():
-        link.symlink_to(binary.name)
-    return link
-
-
-def argocd_module_dir() -> Path:
-    """The Argo CD Go module's source tree (for its CRD manifests), from the module cache."""
-    info = subprocess.run(
-        ["go", "mod", "download", "-json", f"{ARGO_CD.module}@{ARGO_CD.version}"],
-        env=go_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(json.loads(info.stdout)["Dir"])
-
-
-def argocd_crd_documents() -> list[dict[str, Any]]:
-    """Application and AppProject CRDs exactly as Argo CD ships them."""
-    crds = argocd_module_dir() / "manifests" / "crds"
-    return [yaml.safe_load((crds / name).read_text()) for name in ("application-crd.yaml", "appproject-crd.yaml")]
 
 
 def _check_stderr(stderr: str, tolerated: re.Pattern[str] | None = None) -> None:
@@ -82,11 +46,12 @@ class OfflineEngine:
     config: Mapping[str, str]
     secret: Mapping[str, str] = field(default_factory=dict)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="argobridge-engine-")))
-    binary: Path | None = None  # default: the pinned build, built first if it is not cached
+    binary: Path | None = None  # required here; argobridge_dev's engine defaults it to the pinned build
     tolerated_stderr: re.Pattern[str] | None = None  # further lines that are not errors for this caller
 
     def __post_init__(self) -> None:
-        self.binary = self.binary or argocd_binary()
+        if self.binary is None:
+            raise EngineError("no argocd binary was given to the offline engine")
         cm = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -151,50 +116,17 @@ class OfflineEngine:
         return [line.rsplit(None, 1)[-1] == "true" for line in lines[1:] if line.strip()]
 
 
-@dataclass
-class NotificationsController:
-    """The real notifications controller, watching one namespace of a control plane."""
+def find_argocd() -> Path | None:
+    """The `argocd` binary users' commands may run: $ARGOBRIDGE_ARGOCD, else on PATH, else a cached build.
 
-    kubeconfig: Path
-    namespace: str
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    metrics_port: int = field(default_factory=free_port)
-
-    def start(self) -> NotificationsController:
-        args = [
-            str(notifications_controller_binary()),
-            *("--kubeconfig", str(self.kubeconfig), "--namespace", self.namespace),
-            *("--metrics-port", str(self.metrics_port), "--logformat", "json"),
-            # Not debug: at debug the controller logs each request with its Authorization header.
-            *("--loglevel", "info"),
-        ]
-        self.process = processes.spawn(args, self.log_path)
-        return self
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The controller's JSON log lines so far."""
-        lines = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                lines.append({"msg": line})
-        return lines
-
-    def metrics(self) -> str:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            return str(response.read().decode())
-
-    def stop(self) -> None:
-        processes.stop(self.process, timeout=10)
-
-    def __enter__(self) -> NotificationsController:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.stop()
+    Never a build: `preview` and `doctor` run in the image and on laptops, where building is not theirs to do.
+    """
+    named = os.environ.get("ARGOBRIDGE_ARGOCD")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    on_path = shutil.which("argocd")
+    if on_path:
+        return Path(on_path)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "argobridge" / "bin"
+    cached = sorted(cache.glob("argocd-v*/argocd"))
+    return cached[-1] if cached else None

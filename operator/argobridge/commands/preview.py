@@ -8,7 +8,6 @@ what is printed is what Argo CD would send. Nothing is built or downloaded for a
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,18 +18,7 @@ import yaml
 from argobridge.core.preview import EventPreview, preview_application
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import KIND, BridgeSpec, EventName, SpecError, parse_bridge_spec
-
-
-def find_argocd() -> Path | None:
-    """An `argocd` binary on PATH, else the pinned build if it is already cached; never a build."""
-    from argobridge.devcluster.gobuild import binary_path
-    from argobridge.devcluster.versions import ARGO_CD
-
-    on_path = shutil.which("argocd")
-    if on_path:
-        return Path(on_path)
-    cached = binary_path(ARGO_CD)
-    return cached if cached.exists() else None
+from argobridge.engine.offline import EngineError, OfflineEngine, find_argocd
 
 
 def _document(path: str, kind: str) -> Mapping[str, Any] | None:
@@ -42,7 +30,6 @@ def _engine_view(
     spec: BridgeSpec, argocd_url: str | None, app: Mapping[str, Any], previews: Sequence[EventPreview], binary: Path
 ) -> dict[EventName, tuple[str, dict[str, Any] | None]]:
     """Per event: what the engine says about firing now, and the body it renders."""
-    from argobridge.devcluster.argocd_engine import EngineError, OfflineEngine
 
     rendered = render_notifications_config(spec, argocd_url)
     data = dict(rendered.owned)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from argobridge.devcluster.versions import GoTool
+from argobridge_dev.versions import GoTool
 
 _REPLACE_LINE = re.compile(r"^\s*(?P<old>\S+)(?:\s+(?P<oldver>v\S+))?\s+=>\s+(?P<new>\S+)(?:\s+(?P<newver>v\S+))?\s*$")
 
@@ -175,8 +175,8 @@ def ensure_built(tool: GoTool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m argobridge.devcluster.gobuild [NAME...]`: build the named (default all) tools."""
-    from argobridge.devcluster.versions import ALL_TOOLS, KIND
+    """`python -m argobridge_dev.gobuild [NAME...]`: build the named (default all) tools."""
+    from argobridge_dev.versions import ALL_TOOLS, KIND
 
     names = set(argv if argv is not None else sys.argv[1:])
     for tool in (*ALL_TOOLS, KIND) if names else ALL_TOOLS:

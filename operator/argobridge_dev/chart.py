@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from argobridge.devcluster.gobuild import ensure_built
-from argobridge.devcluster.versions import HELM
+from argobridge_dev.gobuild import ensure_built
+from argobridge_dev.versions import HELM
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "argobridge"
@@ -58,7 +58,7 @@ def crds_in_sync() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m argobridge.devcluster.chart --write`: regenerate the plain manifests from the chart."""
+    """`python -m argobridge_dev.chart --write`: regenerate the plain manifests from the chart."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="write manifests/install/argobridge.yaml")
     args = parser.parse_args(argv)

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from argobridge.devcluster import processes
-from argobridge.devcluster.gobuild import ensure_built, go_env
-from argobridge.devcluster.versions import ARGOCD_OPERATOR, OPENSHIFT_API_MODULE, OPENSHIFT_API_VERSION
+from argobridge_dev import processes
+from argobridge_dev.gobuild import ensure_built, go_env
+from argobridge_dev.versions import ARGOCD_OPERATOR, OPENSHIFT_API_MODULE, OPENSHIFT_API_VERSION
 
 # The operator's own kinds; Application, AppProject and ApplicationSet come from Argo CD's module instead.
 OPERATOR_CRDS = (

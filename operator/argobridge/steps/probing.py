@@ -11,8 +11,8 @@ import hashlib
 import time
 from dataclasses import dataclass, replace
 
-from argobridge import backstage_client
-from argobridge.backstage_client import Verify
+from argobridge.backstage import client as backstage_client
+from argobridge.backstage.client import Verify
 from argobridge.core.conditions import Condition
 from argobridge.core.probe import (
     BACKSTAGE_REACHABLE,

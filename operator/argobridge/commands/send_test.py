@@ -12,14 +12,14 @@ from typing import Any
 
 import httpx
 
-from argobridge.backstage_client import UNSENDABLE
+from argobridge.backstage.client import UNSENDABLE
 from argobridge.core.entityref import parse_entity_ref
 from argobridge.core.probe import LEGACY_NOTIFICATIONS_PATH, ProbeResult, probe_condition
 from argobridge.core.spec import SpecError, parse_bridge_spec
 from argobridge.core.token import token_problem
 from argobridge.kube import bridges, secrets
 from argobridge.kube.errors import TRANSPORT_ERRORS, KubeError, transport_message
-from argobridge.probing import CaBundleProblem, verify_for
+from argobridge.steps.probing import CaBundleProblem, verify_for
 
 TEST_TOPIC = "argobridge.test"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,9 @@ from argobridge.core.configplan import merge_context, merge_subscriptions
 from argobridge.core.ownership import bridge_id
 from argobridge.core.render import CONTEXT_KEY, SUBSCRIPTIONS_KEY, render_notifications_config, to_yaml
 from argobridge.core.spec import KIND, NOTIFICATIONS_CONFIGMAP, SpecError, parse_bridge_spec
+
+# Commands served by the separate argobridge_dev package (a checkout has it; the image does not).
+DEV_COMMANDS = frozenset({"demo", "dev-cluster", "build-tools", "install-backstage"})
 
 
 def render_command(path: str, argocd_url: str | None) -> int:
@@ -64,14 +68,14 @@ def run_command(namespaces: Sequence[str], liveness: str | None, leader_election
     import socket
     import threading
 
-    from argobridge.operator_main import configure_logging, run_operator
+    from argobridge.runtime.operator_main import configure_logging, run_operator
     from argobridge.settings import Settings
 
     if not leader_election:
         run_operator(namespaces=namespaces, liveness_endpoint=liveness, debug=debug)
         return 0
     from argobridge.kube.client import WRITE_GUARD
-    from argobridge.leader import LeaderElector, StandbyHealth, exit_if_stuck
+    from argobridge.runtime.leader import LeaderElector, StandbyHealth, exit_if_stuck
 
     settings = Settings.from_env()
     configure_logging(settings, debug=debug)
@@ -161,27 +165,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args, _ = parser.parse_known_args(argv)
     if args.command == "send-test":
-        from argobridge.send_test import send_test_command
+        from argobridge.commands.send_test import send_test_command
 
         return send_test_command(args.namespace, args.bridge, None if args.broadcast else args.entity_ref)
     if args.command == "doctor":
-        from argobridge.doctor import doctor_command
+        from argobridge.commands.doctor import doctor_command
 
         return doctor_command(args.namespace, args.output)
     if args.command == "rotate-token":
-        from argobridge.token_command import rotate_token_command
+        from argobridge.commands.token_command import rotate_token_command
 
         return rotate_token_command(args.namespace, args.bridge)
     if args.command == "render":
         return render_command(args.filename, args.argocd_url)
     if args.command == "preview":
-        from argobridge.preview import preview_command
+        from argobridge.commands.preview import preview_command
 
         return preview_command(args.bridge, args.app, args.event, args.argocd_url)
     if args.command == "run":
         return run_command(args.namespace, args.liveness or None, args.leader_election, args.debug)
+    if args.command in DEV_COMMANDS and importlib.util.find_spec("argobridge_dev") is None:
+        print(
+            f"argobridge {args.command} is development machinery, not part of this install (the image carries"
+            " only the operator): run it from a checkout of the repository (`make install`).",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "demo":
-        from argobridge.demo import run_demo
+        from argobridge_dev.demo import run_demo
 
         return run_demo(once=args.once)
     if args.command == "install-crds":
@@ -191,15 +202,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"applied CustomResourceDefinition {name}")
         return 0
     if args.command == "dev-cluster":
-        from argobridge.devcluster.controlplane import main as dev_cluster
+        from argobridge_dev.controlplane import main as dev_cluster
 
         return dev_cluster()
     if args.command == "build-tools":
-        from argobridge.devcluster.gobuild import main as build
+        from argobridge_dev.gobuild import main as build
 
         return build([])
     if args.command == "install-backstage":
-        from argobridge.devcluster.backstage import ensure_installed
+        from argobridge_dev.backstage import ensure_installed
 
         print(ensure_installed())
         return 0
