@@ -22,6 +22,8 @@ from argobridge_dev import baseimage, containers
 REPO = Path(__file__).resolve().parents[2]
 NAME = "localhost/argobridge/operator"
 _HASH_LABEL = "io.argobridge.inputs"
+# The machine's CA bundle, which may hold the CA of a TLS-inspecting proxy in front of the package index.
+_HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,14 @@ def ensure_image(log: bool = True) -> BuiltImage:
         return BuiltImage(ref, size_bytes(ref), built=False, seconds=time.monotonic() - started)
     if log:
         print(f"building {ref} on {base}", file=sys.stderr)
+    # Mounted over the base's bundle for the RUN steps only: pip trusts what this machine trusts, and
+    # the image carries Debian's own bundle, never this machine's.
+    trust = ["--volume", f"{_HOST_CA_BUNDLE}:{_HOST_CA_BUNDLE}:ro"] if _HOST_CA_BUNDLE.is_file() else []
     containers.podman(
         "build",
         "--pull=never",
         "--network=host",
+        *trust,
         "--build-arg",
         f"BASE_IMAGE={base}",
         "--label",
