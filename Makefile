@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test-tools run test unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench lint render dev-cluster clean
+.PHONY: help install tools test-tools run test unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench image lint render dev-cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ chart-lint: tools ## helm lint --strict on the chart
 bench: tools ## Benchmarks at 1,000 and 10,000 Applications, RSS with 5,000 unrelated Secrets (not part of test): make bench SIZES=200 IDLE=20
 	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --json build/bench.json
 	$(BIN)/python -m tests.bench.unrelated_secrets --json build/bench-secrets.json
+
+image: install ## Build the operator image with podman on a local Debian base (cached; prints tag and size)
+	$(BIN)/python -m argobridge_dev.image
 
 lint: install ## ruff, and mypy --strict on the pure core
 	$(BIN)/ruff check operator tests

@@ -152,11 +152,13 @@ def running_rig(
     argocd: dict[str, Any] | None = None,
     prepare: Callable[[str], None] | None = None,
     argocd_objects: bool = True,
+    bridge_labels: dict[str, str] | None = None,
 ) -> Iterator[Rig]:
     """A fresh Argo CD namespace (`prepare` runs in it first), a bridge, Backstage with its token, a controller.
 
     `argocd_objects`: create Argo CD's ConfigMap and Secret as its install does (ArgoBridge never creates
     them); False where the Argo CD operator is the install and creates (and owns) them itself.
+    `bridge_labels`: labels on the bridge, e.g. `argobridge.io/shard` so that only another operator serves it.
     """
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     namespace = f"argocd-{uuid.uuid4().hex[:6]}"
@@ -179,7 +181,7 @@ def running_rig(
         {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "BackstageBridge",
-            "metadata": {"name": "backstage", "namespace": namespace},
+            "metadata": {"name": "backstage", "namespace": namespace, "labels": bridge_labels or {}},
             "spec": spec,
         },
     )
