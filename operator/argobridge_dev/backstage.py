@@ -176,7 +176,7 @@ class BackstageServer:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            preexec_fn=processes.start_detached,  # only os calls and prctl
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -20,9 +20,31 @@ def configure_logging(settings: Settings, debug: bool = False) -> None:
     """JSON logs in the deployed operator (one object per line), plain text for people."""
     log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN
     kopf.configure(log_format=log_format, verbose=False, debug=debug)
+    if not debug:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(quiet_kopf_routine)
     # The API client logs request bodies at DEBUG, which would include Secret data: keep it quiet.
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+# kopf reports every handler and timer run at INFO ("Timer 'on_applications_changed' succeeded.",
+# "Resuming is processed: 1 succeeded; 0 failed."): every few seconds while nothing happens, which
+# buries the lines a user cares about. Our handlers log one line per change themselves.
+_ROUTINE_SUFFIXES = (" succeeded.",)
+_ROUTINE_MARKERS = (" is processed: ",)
+
+
+def is_routine_kopf_line(logger_name: str, level: int, message: str) -> bool:
+    """Whether a log line is kopf's report of a routine handler run, which says nothing to a user."""
+    if not logger_name.startswith("kopf") or level != logging.INFO:
+        return False
+    return message.endswith(_ROUTINE_SUFFIXES) or any(marker in message for marker in _ROUTINE_MARKERS)
+
+
+def quiet_kopf_routine(record: logging.LogRecord) -> bool:
+    """logging filter: drop kopf's routine success lines (they stay visible with --debug)."""
+    return not is_routine_kopf_line(record.name, record.levelno, record.getMessage())
 
 
 def kopf_session(info: kopf.ConnectionInfo, guard: WriteGuard = WRITE_GUARD) -> kopf.AiohttpSession:
