@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-
 PR_SET_PDEATHSIG = 1
 
 
