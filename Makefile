@@ -27,7 +27,7 @@ tools: install ## Build the pinned Go binaries once (cached under ~/.cache/argob
 test-tools: tools ## Also install the Backstage test backend (npm ci, once; cached under ~/.cache/argobridge)
 	$(BIN)/argobridge install-backstage
 
-run: tools ## Run the operator with a sample bridge (current kubeconfig, or a local control plane)
+run: install ## Run the operator with a sample bridge (builds only what it needs: etcd and kube-apiserver without a cluster)
 	$(BIN)/argobridge demo
 
 test: test-tools lint ## Lint, then the whole suite: unit, engine contract, integration, end to end

@@ -163,8 +163,9 @@ class BackstageServer:
             BACKEND_PORT=str(self.port),
             BACKEND_HOST=self.host,
             BACKEND_LISTEN_HOST="127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0",
-            BACKSTAGE_TOKEN=self.token,
-            BACKSTAGE_TOKEN_PREVIOUS=self.previous_token or self.token,
+            # The names the README's app-config snippet reads (the mirror Secret's `current`, `previous`).
+            ARGOCD_TOKEN_CURRENT=self.token,
+            ARGOCD_TOKEN_PREVIOUS=self.previous_token or self.token,
             BACKSTAGE_CATALOG_ONLY_TOKEN=CATALOG_ONLY_TOKEN,
             BACKSTAGE_DB_DIR=str(self.database),
             NODE_ENV="production",
@@ -176,7 +177,7 @@ class BackstageServer:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            preexec_fn=processes.start_detached,  # only os calls and prctl
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

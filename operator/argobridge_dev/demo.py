@@ -6,6 +6,7 @@ here. The sample goes into its own namespace, so an existing Argo CD is never to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -93,8 +94,12 @@ def run_demo(once: bool = False) -> int:
     from argobridge.kube.crds import install_crds
     from argobridge.runtime.operator_main import run_operator
     from argobridge_dev.controlplane import ControlPlane
+    from argobridge_dev.processes import sigterm_as_interrupt
 
-    with ExitStack() as stack:
+    # Ctrl-C or SIGTERM before kopf runs (while the control plane starts) unwinds the ExitStack, so
+    # etcd and kube-apiserver stop too; while kopf runs it handles both signals itself.
+    outcome: dict[str, bool] = {}
+    with sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt), ExitStack() as stack:
         if cluster_reachable():
             print("Using the cluster of the current kubeconfig.", flush=True)
         else:
@@ -107,8 +112,6 @@ def run_demo(once: bool = False) -> int:
             )
         install_crds()
         stop, ready = threading.Event(), threading.Event()
-
-        outcome: dict[str, bool] = {}
 
         def drive() -> None:
             ready.wait()

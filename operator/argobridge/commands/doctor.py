@@ -7,8 +7,10 @@ Exit code 1 when anything is wrong, so it fits in a script or a CI gate; `-o jso
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -197,11 +199,41 @@ def check_config(spec: BridgeSpec, data: Mapping[str, str], argocd_url: str | No
     return findings
 
 
+def argocd_unusable(binary: Path) -> str | None:
+    """Why the `argocd` found cannot run the notifications engine offline, or None when it can.
+
+    An `argocd` on PATH may be a broken download, not executable, or a build without the `admin
+    notifications` commands: the doctor must say so, not report it as the configuration's fault.
+    """
+    try:
+        result = subprocess.run(
+            [str(binary), "admin", "notifications", "--help"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        return f"{binary} cannot be run ({type(error).__name__}: {reason})"
+    if result.returncode != 0:
+        said = (result.stderr or result.stdout).strip().splitlines()
+        return f"{binary} exited {result.returncode} for `argocd admin notifications --help`" + (
+            f": {said[0][:200]}" if said else ""
+        )
+    return None
+
+
 def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
     """Every trigger we generate, evaluated by the real `argocd` binary when it is at hand."""
     binary = find_argocd()
     if binary is None:
         return [ok("engine", "argocd binary not found: the engine check was skipped (YAML was checked)")]
+    unusable = argocd_unusable(binary)
+    if unusable:
+        return [
+            problem(
+                "engine",
+                f"the engine check could not run: {unusable}",
+                "install a working argocd CLI (v2.x or v3.x), or point ARGOBRIDGE_ARGOCD at one",
+            )
+        ]
     sample = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -221,6 +253,14 @@ def check_engine(data: Mapping[str, str], token_key: str) -> list[Finding]:
                 engine.notify(definition.template, sample)
         except EngineError as error:
             failures.append(f"{definition.trigger}: {str(error)[:300]}")
+        except (OSError, subprocess.SubprocessError) as error:
+            return [
+                problem(
+                    "engine",
+                    f"the engine check could not run {binary}: {type(error).__name__}",
+                    "install a working argocd CLI, or point ARGOBRIDGE_ARGOCD at one",
+                )
+            ]
     if failures:
         return [
             problem(

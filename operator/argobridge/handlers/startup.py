@@ -54,6 +54,17 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     _serve_metrics_once(Settings.from_env().metrics_port)
 
 
+@kopf.on.cleanup()
+async def release_stop_flag(memo: kopf.Memo, **_: Any) -> None:
+    """Let kopf's wait for our stop flag end with the operator (see runtime.operator_main).
+
+    Async, so the future is resolved in its own event loop, not from an executor thread.
+    """
+    release = memo.get("release_stop_flag")
+    if callable(release):
+        release()
+
+
 _metrics_served: set[int] = set()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -193,9 +194,16 @@ class NameWatches:
             thread.start()
             self.threads.append(thread)
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop every watch, waiting at most `timeout` in all (not per thread) for their threads.
+
+        The threads are daemons and write nothing: one still blocked in a read when the operator
+        exits costs nothing, while waiting for each in turn kept Ctrl-C from stopping the operator
+        for seconds.
+        """
         self.stop.set()
         for watch in self.watches:
             watch.close()
+        deadline = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
