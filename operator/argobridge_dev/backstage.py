@@ -26,7 +26,7 @@ from argobridge_dev import processes
 from argobridge_dev.controlplane import free_port
 from argobridge_dev.gobuild import cache_root
 
-SOURCE = Path(__file__).resolve().parents[3] / "tests" / "e2e" / "backstage"
+SOURCE = Path(__file__).resolve().parents[2] / "tests" / "e2e" / "backstage"
 INSTALL_FILES = ("package.json", "package-lock.json", ".npmrc")
 RUNTIME_FILES = ("index.js", "app-config.yaml", "catalog")
 

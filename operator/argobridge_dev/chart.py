@@ -16,7 +16,7 @@ from pathlib import Path
 from argobridge_dev.gobuild import ensure_built
 from argobridge_dev.versions import HELM
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "argobridge"
 MANIFESTS = REPO / "manifests"
 INSTALL_MANIFEST = MANIFESTS / "install" / "argobridge.yaml"

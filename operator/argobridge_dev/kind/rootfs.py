@@ -46,7 +46,8 @@ def build_rootfs_tar(target: Path, packages: tuple[str, ...] = NODE_PACKAGES, va
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
+    # mmdebstrap picks the output format from the name: keep the .tar suffix on the partial file.
+    tmp = target.with_name(target.stem + ".partial.tar")
     subprocess.run(
         [
             "mmdebstrap",
