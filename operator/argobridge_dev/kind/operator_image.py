@@ -35,9 +35,11 @@ def build(repo: Path = REPO) -> Path:
             check=True,
         )
         (ctx / "Containerfile").write_text(
-            f"FROM {base}\nENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp PATH=/opt/argobridge/bin:/usr/bin:/bin\n"
+            f"FROM {base}\nENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp\n"
+            "ENV PATH=/opt/argobridge/bin:/usr/bin:/bin\n"
             "COPY wheels /wheels\n"
-            "RUN python3 -m venv /opt/argobridge && /opt/argobridge/bin/pip install -q --no-index /wheels/*.whl"
+            "RUN python3 -m venv /opt/argobridge"
+            " && /opt/argobridge/bin/pip install -q --no-index /wheels/*.whl"
             " && rm -rf /wheels && chgrp -R 0 /opt/argobridge && chmod -R g=u /opt/argobridge\n"
             'USER 1001:0\nEXPOSE 8080 8081\nENTRYPOINT ["argobridge"]\nCMD ["run"]\n'
         )
