@@ -99,6 +99,7 @@ KIND = GoTool(
     replace_version="v0.33.0",
 )
 
+
 def _kubernetes(name: str) -> GoTool:
     """A Kubernetes binary at the local control plane's version, with the same version ldflags.
 
