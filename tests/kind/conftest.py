@@ -142,3 +142,18 @@ def set_failed(name: str, started: str, namespace: str = ARGOCD_NAMESPACE) -> No
 
 
 __all__ = ["free_port"]
+
+
+def delete_bridge(namespace: str = ARGOCD_NAMESPACE) -> None:
+    """Delete the bridge and wait until the operator has removed its configuration (its finalizer ran)."""
+    custom = client.CustomObjectsApi()
+    try:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")
+    except client.exceptions.ApiException as error:
+        if error.status != 404:
+            raise
+    wait_for(
+        lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"],
+        timeout=120,
+        what="the bridge gone",
+    )

@@ -17,6 +17,7 @@ from tests.kind.conftest import (
     chart_values,
     create_app,
     create_bridge,
+    delete_bridge,
     restricted_namespace,
     set_failed,
     start_backstage,
@@ -153,4 +154,5 @@ def test_two_replicas_one_leads_handover_and_rolling_upgrade_lose_nothing(
         assert probes.faults == [], probes.faults
     finally:
         backstage.stop()
+        delete_bridge()
         kind.helm("uninstall", "argobridge-ha", "-n", NAMESPACE, "--wait")

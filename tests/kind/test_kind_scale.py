@@ -16,6 +16,7 @@ from tests.kind.conftest import (
     CHART,
     chart_values,
     create_bridge,
+    delete_bridge,
     restricted_namespace,
     start_backstage,
 )
@@ -82,5 +83,6 @@ def test_thousand_applications_never_oom_kill_the_operator(kind: KindCluster, fi
         assert all(s.ready for s in statuses)
     finally:
         backstage.stop()
+        delete_bridge()
         kind.kubectl("-n", ARGOCD_NAMESPACE, "delete", "applications", "-l", "!nonexistent", "--wait=false")
         kind.helm("uninstall", "argobridge-scale", "-n", NAMESPACE, "--wait")
