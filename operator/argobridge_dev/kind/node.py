@@ -242,8 +242,14 @@ def component_images(kubeadm: Path) -> list[Path]:
     return archives
 
 
+def ensure_host_modules_dir() -> None:
+    """kind's podman provider always mounts the host's /lib/modules; a VM without modules lacks it."""
+    Path("/lib/modules").mkdir(exist_ok=True)
+
+
 def ensure_node_image() -> str:
     """The node image's tag, loaded into podman; built and saved once per machine and versions."""
+    ensure_host_modules_dir()
     if _image_exists(NODE_TAG):
         return NODE_TAG
     archive = archive_path()
@@ -281,6 +287,8 @@ def ensure_node_image() -> str:
             if time.monotonic() > deadline:
                 raise RuntimeError("containerd did not start in the node being built")
             time.sleep(1)
+        # Debian's ctr 1.6 has no --label, so the images are not pinned: kubelet's image GC only
+        # collects under disk pressure, which a test cluster of minutes does not reach.
         for image in archives:
             podman("cp", str(image), f"{name}:/tmp/image.tar")
             podman(
@@ -293,7 +301,6 @@ def ensure_node_image() -> str:
                 "import",
                 "--no-unpack",
                 "--digests",
-                "--label=io.cri-containerd.pinned=pinned",
                 "/tmp/image.tar",
             )
         podman("exec", name, "sh", "-c", "systemctl stop containerd; rm -f /tmp/image.tar")
