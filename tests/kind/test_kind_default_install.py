@@ -58,11 +58,17 @@ def test_default_install_is_ready_under_restricted_and_a_failed_sync_reaches_the
     create_bridge(host, port)
     backstage = start_backstage(host, port)
     try:
-        wait_for(
-            lambda: "Ready" in kind.kubectl("-n", ARGOCD_NAMESPACE, "get", "bsb", "backstage"),
+        # What a user reads: the READY column of `kubectl get bsb`.
+        row = wait_for(
+            lambda: (
+                (line := kind.kubectl("-n", ARGOCD_NAMESPACE, "get", "bsb", "backstage", "--no-headers").split())
+                and line[1] == "True"
+                and line
+            ),
             timeout=120,
-            what="kubectl get bsb showing the bridge Ready",
+            what="kubectl get bsb showing the bridge Ready True",
         )
+        figures.append("A: kubectl get bsb: " + " ".join(row))
         create_app("shop")
         time.sleep(1)
         set_failed("shop", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
