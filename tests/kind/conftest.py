@@ -157,3 +157,10 @@ def delete_bridge(namespace: str = ARGOCD_NAMESPACE) -> None:
         timeout=120,
         what="the bridge gone",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first kind test carries the session's setup: on a cold machine, the node image build (minutes)."""
+    for item in items:
+        if "tests/kind/" in str(item.fspath):
+            item.add_marker(pytest.mark.timeout(3600))
