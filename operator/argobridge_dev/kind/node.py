@@ -39,16 +39,15 @@ int main(void) {
 }
 """
 
-# kube-proxy calls `iptables`; the node chose legacy or nft, and the pod must use the same backend.
-IPTABLES_WRAPPER = """#!/bin/sh
-legacy=$(iptables-legacy-save 2>/dev/null | grep -c '^-')
+# kube-proxy calls `iptables` and friends; the node chose legacy or nft (kind's entrypoint), and the pod
+# must use the same backend. Installed under each name in /usr/local/sbin, ahead of /usr/sbin in PATH.
+IPTABLES_WRAPPER = """#!/bin/bash
+legacy=$( (iptables-legacy-save; ip6tables-legacy-save) 2>/dev/null | grep -c '^-')
 nft=$( (iptables-nft-save; ip6tables-nft-save) 2>/dev/null | grep -c '^-')
 mode=nft; [ "$legacy" -gt "$nft" ] && mode=legacy
-for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
-  ln -sf "/usr/sbin/xtables-$mode-multi" "/usr/sbin/$t"
-done
-exec "$0" "$@"
+exec -a "$(basename "$0")" "/usr/sbin/xtables-$mode-multi" "$@"
 """
+IPTABLES_NAMES = ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore")
 
 # A single node: the bridge plugin gives pods addresses in kind's default pod subnet.
 BRIDGE_CNI = """{
@@ -234,7 +233,10 @@ def component_images(kubeadm: Path) -> list[Path]:
     archives.append(
         _scratch_image(
             names["kube-proxy"],
-            {"/usr/local/bin/kube-proxy": bins["kube-proxy"], "/usr/local/sbin/iptables-wrapper": IPTABLES_WRAPPER},
+            {
+                "/usr/local/bin/kube-proxy": bins["kube-proxy"],
+                **{f"/usr/local/sbin/{name}": IPTABLES_WRAPPER for name in IPTABLES_NAMES},
+            },
             ["/usr/local/bin/kube-proxy"],
             base=_base_image(),
         )
