@@ -24,7 +24,15 @@ ARGOCD_MODULE_DIR = (
     Path(os.path.expanduser("~/go/pkg/mod")) / f"github.com/argoproj/argo-cd/v3@{versions.ARGO_CD_VERSION}"
 )
 IMAGE = f"quay.io/argoproj/argocd:{versions.ARGO_CD_VERSION}"
-SHARED_OBJECTS = {"argocd-cm", "argocd-cmd-params-cm", "argocd-rbac-cm", "argocd-secret"}
+SHARED_OBJECTS = {
+    "argocd-cm",
+    "argocd-cmd-params-cm",
+    "argocd-rbac-cm",
+    "argocd-secret",
+    "argocd-tls-certs-cm",
+    "argocd-ssh-known-hosts-cm",
+    "argocd-gpg-keys-cm",
+}
 
 
 def wanted(doc: dict[str, Any]) -> bool:
