@@ -30,8 +30,8 @@ test-tools: tools ## Also install the Backstage test backend (npm ci, once; cach
 run: install ## Run the operator with a sample bridge (builds only what it needs: etcd and kube-apiserver without a cluster)
 	$(BIN)/argobridge demo
 
-test: test-tools lint ## Lint, then the whole suite: unit, engine contract, integration, end to end
-	$(BIN)/pytest -p no:cacheprovider -ra
+test: test-tools lint ## Lint, then the whole suite: unit, engine contract, integration, end to end (kind: make e2e-kind)
+	$(BIN)/pytest -p no:cacheprovider -ra --ignore=tests/kind
 
 unit: install ## Unit tests only (no cluster)
 	$(BIN)/pytest -p no:cacheprovider tests/unit
@@ -48,8 +48,8 @@ faults: test-tools ## The fault suite: least privilege, engine safety, ownership
 e2e: test-tools ## Live end-to-end tests: operator + notifications controller + Backstage
 	$(BIN)/pytest -p no:cacheprovider -ra tests/e2e
 
-e2e-kind: tools ## The e2e suite against a kind cluster running the chart's operator (needs Docker)
-	bash tests/kind/e2e-kind.sh
+e2e-kind: test-tools ## The chart's pods under a real kubelet: a kind cluster built here (podman), no registry needed
+	$(BIN)/pytest -p no:cacheprovider -ra tests/kind
 
 deploy-tests: tools ## The chart and manifests: lint, schema, restricted-v2, install, operator under its RBAC
 	$(BIN)/pytest -p no:cacheprovider -ra tests/deploy

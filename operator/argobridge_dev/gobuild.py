@@ -176,10 +176,10 @@ def ensure_built(tool: GoTool) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m argobridge_dev.gobuild [NAME...]`: build the named (default all) tools."""
-    from argobridge_dev.versions import ALL_TOOLS, KIND
+    from argobridge_dev.versions import ALL_TOOLS, KIND, KIND_NODE_TOOLS
 
     names = set(argv if argv is not None else sys.argv[1:])
-    for tool in (*ALL_TOOLS, KIND) if names else ALL_TOOLS:
+    for tool in (*ALL_TOOLS, KIND, *KIND_NODE_TOOLS) if names else ALL_TOOLS:
         if not names or tool.name in names:
             print(ensure_built(tool))
     return 0

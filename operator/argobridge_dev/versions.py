@@ -99,6 +99,61 @@ KIND = GoTool(
     replace_version="v0.33.0",
 )
 
+
+def _kubernetes(name: str) -> GoTool:
+    """A Kubernetes binary at the local control plane's version, with the same version ldflags.
+
+    kubeadm compares the versions the binaries report, so every one carries the gitVersion family.
+    """
+    return GoTool(
+        name=name,
+        module=KUBE_APISERVER.module,
+        version=KUBERNETES_VERSION,
+        package=f"k8s.io/kubernetes/cmd/{name}",
+        replace_version=KUBE_APISERVER.replace_version,
+        ldflags=KUBE_APISERVER.ldflags,
+    )
+
+
+# The kind node (`make e2e-kind`): its binaries and the images kubeadm expects, all built here since no
+# image registry is reachable. Not built by `make tools`.
+KUBELET = _kubernetes("kubelet")
+KUBEADM = _kubernetes("kubeadm")
+KUBECTL = _kubernetes("kubectl")
+KUBE_CONTROLLER_MANAGER = _kubernetes("kube-controller-manager")
+KUBE_SCHEDULER = _kubernetes("kube-scheduler")
+KUBE_PROXY = _kubernetes("kube-proxy")
+
+# `kind load` imports images with crictl/ctr inside the node.
+CRICTL = GoTool(
+    name="crictl",
+    module="sigs.k8s.io/cri-tools",
+    version="v1.34.0",
+    package="sigs.k8s.io/cri-tools/cmd/crictl",
+    replace_version="v1.34.0",
+    ldflags=("-X sigs.k8s.io/cri-tools/pkg/version.Version=v1.34.0",),
+)
+
+# The cluster DNS kubeadm 1.34 deploys (registry.k8s.io/coredns/coredns:v1.12.1).
+COREDNS = GoTool(
+    name="coredns",
+    module="github.com/coredns/coredns",
+    version="v1.12.1",
+    package="github.com/coredns/coredns",
+    replace_version="v1.12.1",
+)
+
+KIND_NODE_TOOLS = (
+    KUBELET,
+    KUBEADM,
+    KUBECTL,
+    KUBE_CONTROLLER_MANAGER,
+    KUBE_SCHEDULER,
+    KUBE_PROXY,
+    CRICTL,
+    COREDNS,
+)
+
 ARGOCD_OPERATOR_VERSION = "v0.18.0"
 
 # The Argo CD operator (the upstream of OpenShift GitOps), run against the local control plane to prove the

@@ -1,0 +1,136 @@
+"""A kind cluster with the chart's operator and Argo CD's notifications controller, as users run them.
+
+`KindCluster.create()` makes the cluster from the cached node image (podman provider: no Docker daemon
+here), loads the images built on this machine, and leaves the chart to the tests, which install it
+with `helm` and the values a user would set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from argobridge_dev import gobuild, versions
+from argobridge_dev.kind import argocd, node
+
+CLUSTER_CONFIG = """kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+networking:
+  # kindnetd is not built here; the node image carries a bridge CNI config (one node).
+  disableDefaultCNI: true
+nodes:
+  - role: control-plane
+    image: {image}
+"""
+
+
+def _log(message: str) -> None:
+    print(f"[argobridge kind] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class KindCluster:
+    """One kind cluster, named, with its own kubeconfig file."""
+
+    name: str
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="argobridge-kind-")))
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    def env(self) -> dict[str, str]:
+        return {**node.podman_env(), "KIND_EXPERIMENTAL_PROVIDER": "podman", "KUBECONFIG": str(self.kubeconfig)}
+
+    def kind(self, *args: str) -> None:
+        subprocess.run([str(gobuild.ensure_built(versions.KIND)), *args], env=self.env(), check=True)
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        result = subprocess.run(
+            [str(gobuild.ensure_built(versions.KUBECTL)), *args],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+            input=input,
+        )
+        return result.stdout
+
+    def helm(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(gobuild.ensure_built(versions.HELM)), "--kubeconfig", str(self.kubeconfig), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            raise RuntimeError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def create(self) -> None:
+        """Create the cluster (node image built once per machine) and wait for the node to be Ready."""
+        started = time.monotonic()
+        image = node.ensure_node_image()
+        self.timings["node image"] = time.monotonic() - started
+        config = self.workdir / "kind.yaml"
+        config.write_text(CLUSTER_CONFIG.format(image=image))
+        subprocess.run(
+            [str(gobuild.ensure_built(versions.KIND)), "delete", "cluster", "--name", self.name],
+            env=self.env(),
+            capture_output=True,
+        )
+        began = time.monotonic()
+        self.kind("create", "cluster", "--name", self.name, "--config", str(config), "--wait", "180s")
+        self.timings["create"] = time.monotonic() - began
+
+    def load(self, archive: Path) -> None:
+        """Put an image archive into the node's containerd, as `kind load` does for users."""
+        self.kind("load", "image-archive", str(archive), "--name", self.name)
+
+    def delete(self) -> None:
+        subprocess.run(
+            [str(gobuild.ensure_built(versions.KIND)), "delete", "cluster", "--name", self.name],
+            env=self.env(),
+            capture_output=True,
+        )
+
+    def gateway(self) -> str:
+        """The kind network's gateway: the host address pods use to reach the Backstage test backend."""
+        out = subprocess.run(
+            ["podman", "network", "inspect", "kind"], env=node.podman_env(), check=True, capture_output=True, text=True
+        ).stdout
+        for subnet in json.loads(out)[0].get("subnets", []):
+            if "." in subnet.get("gateway", ""):
+                return str(subnet["gateway"])
+        raise RuntimeError("the kind network has no IPv4 gateway")
+
+    def install_argocd_notifications(self, namespace: str = "argocd") -> None:
+        """Argo CD's notifications controller from Argo CD's install manifests, its image built here."""
+        self.load(argocd.image_archive(gobuild.ensure_built(versions.ARGO_CD)))
+        self.kubectl("create", "namespace", namespace)
+        docs = yaml.safe_dump_all(argocd.notifications_manifests())
+        self.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=docs)
+        self.kubectl(
+            "-n", namespace, "rollout", "status", "deployment/argocd-notifications-controller", "--timeout=180s"
+        )
+
+
+def main() -> int:
+    """`python -m argobridge_dev.kind.cluster`: build everything and create a cluster to poke at."""
+    cluster = KindCluster(name=os.environ.get("KIND_CLUSTER", "argobridge-dev"))
+    cluster.create()
+    print(cluster.kubeconfig)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
