@@ -8,6 +8,7 @@ failures of the manual procedure that Argo CD itself reports only as a log line,
 from __future__ import annotations
 
 import fnmatch
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,13 @@ from argobridge.core.spec import BridgeSpec, SubscriptionMode
 SUBSCRIBE_PREFIX = "notifications.argoproj.io/subscribe."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppFacts:
-    """The parts of an Application that matter here, as the index keeps them."""
+    """The parts of an Application that matter here, as the index keeps them.
+
+    Slots, no per-object dict: the store holds one per Application (10,000 and more), so every field
+    here costs that many times over; build them with `compact_app_facts` to share the repeated strings.
+    """
 
     namespace: str
     name: str
@@ -29,6 +34,46 @@ class AppFacts:
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     owned_annotations: frozenset[str] = frozenset()  # what ArgoBridge applied, from managedFields
+
+
+_NO_STRINGS: Mapping[str, str] = {}  # shared by every app with no labels or no relevant annotations
+_OWNED_SETS: dict[frozenset[str], frozenset[str]] = {}  # a fleet has a handful of distinct owned sets
+
+
+def _shared_strings(pairs: Mapping[str, str], intern_values: bool) -> Mapping[str, str]:
+    if not pairs:
+        return _NO_STRINGS
+    return {
+        sys.intern(str(key)): sys.intern(str(value)) if intern_values else str(value) for key, value in pairs.items()
+    }
+
+
+def compact_app_facts(
+    namespace: str,
+    name: str,
+    uid: str,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    owned: frozenset[str],
+) -> AppFacts:
+    """AppFacts with namespaces, keys, label values and owned sets shared between Applications.
+
+    Why: at 10,000 Applications the same few namespaces, annotation keys, label keys and values (team,
+    environment) repeat in every record; the watch decodes each one as a fresh string. Names, uids and
+    entity refs are unique per app and stay as they are.
+    """
+    shared_owned: frozenset[str] = frozenset()
+    if owned:
+        interned = frozenset(sys.intern(key) for key in owned)
+        shared_owned = _OWNED_SETS.setdefault(interned, interned)
+    return AppFacts(
+        sys.intern(str(namespace)),
+        str(name),
+        str(uid),
+        _shared_strings(annotations, intern_values=False),
+        _shared_strings(labels, intern_values=True),
+        shared_owned,
+    )
 
 
 @dataclass(frozen=True)
