@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,16 +36,46 @@ class AppFacts:
     owned_annotations: frozenset[str] = frozenset()  # what ArgoBridge applied, from managedFields
 
 
-_NO_STRINGS: Mapping[str, str] = {}  # shared by every app with no labels or no relevant annotations
+class StringPairs(Mapping[str, str]):
+    """A read-only mapping kept as one flat tuple (key, value, key, value, ...).
+
+    Why: a dict of three labels costs ~230 bytes, this ~140; an Application has a handful of labels and
+    relevant annotations, so a linear lookup is as quick as hashing, and the store holds 10,000 of them.
+    """
+
+    __slots__ = ("_flat",)
+
+    def __init__(self, flat: tuple[str, ...]) -> None:
+        self._flat = flat
+
+    def __getitem__(self, key: str) -> str:
+        flat = self._flat
+        for index in range(0, len(flat), 2):
+            if flat[index] == key:
+                return flat[index + 1]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._flat[::2])
+
+    def __len__(self) -> int:
+        return len(self._flat) // 2
+
+    def __repr__(self) -> str:
+        return f"StringPairs({dict(self)!r})"
+
+
+_NO_STRINGS: Mapping[str, str] = StringPairs(())  # shared by every app with no labels or annotations
 _OWNED_SETS: dict[frozenset[str], frozenset[str]] = {}  # a fleet has a handful of distinct owned sets
 
 
 def _shared_strings(pairs: Mapping[str, str], intern_values: bool) -> Mapping[str, str]:
     if not pairs:
         return _NO_STRINGS
-    return {
-        sys.intern(str(key)): sys.intern(str(value)) if intern_values else str(value) for key, value in pairs.items()
-    }
+    flat: list[str] = []
+    for key, value in pairs.items():
+        flat += (sys.intern(str(key)), sys.intern(str(value)) if intern_values else str(value))
+    return StringPairs(tuple(flat))
 
 
 def compact_app_facts(

@@ -7,54 +7,22 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.metricsview import key_written_at
+from argobridge.kube import snapshot
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
 from argobridge.kube.errors import ArgoCDObjectMissing, KubeError, is_not_found, is_uid_mismatch
 
-# Within one reconcile, each Secret read once: (namespace, name) -> its body, or None when absent.
-_SNAPSHOT: ContextVar[dict[tuple[str, str], dict[str, Any] | None] | None] = ContextVar("secret_snapshot", default=None)
-
-
-@contextmanager
-def read_once() -> Iterator[None]:
-    """Within this block each Secret is read from the apiserver once; a write through this module or
-    `forget` drops that Secret from the snapshot, so the next read sees what was written.
-
-    Why: one reconcile used to read the token Secret up to four times (the token, the uid before a write,
-    the key's write time for the metric), each a GET; an idle resync should cost one read per object.
-    """
-    token = _SNAPSHOT.set({})
-    try:
-        yield
-    finally:
-        _SNAPSHOT.reset(token)
-
-
-def forget(namespace: str, name: str) -> None:
-    """Drop one Secret from the current snapshot (after a write that did not go through this module)."""
-    snapshot = _SNAPSHOT.get()
-    if snapshot is not None:
-        snapshot.pop((namespace, name), None)
-
 
 def _read_secret(namespace: str, name: str) -> dict[str, Any] | None:
-    """The Secret as raw JSON (no client model that could end up in a log), or None when it is absent."""
-    snapshot = _SNAPSHOT.get()
-    if snapshot is not None and (namespace, name) in snapshot:
-        return snapshot[(namespace, name)]
-    body = _fetch_secret(namespace, name)
-    if snapshot is not None:
-        snapshot[(namespace, name)] = body
-    return body
+    """The Secret as raw JSON (no client model that could end up in a log), or None when it is absent;
+    read once per reconcile (kube/snapshot.py)."""
+    return snapshot.read("Secret", namespace, name, lambda: _fetch_secret(namespace, name))
 
 
 def _fetch_secret(namespace: str, name: str) -> dict[str, Any] | None:
@@ -105,7 +73,7 @@ def apply_secret_key(
         "data": {key: base64.b64encode(value.encode()).decode()},
     }
     action = f"writing key {key} of Secret {namespace}/{name}"
-    forget(namespace, name)
+    snapshot.forget("Secret", namespace, name)
     try:
         server_side_apply(core_v1().patch_namespaced_secret, name, namespace, body=body, action=action)
     except KubeError as error:
@@ -117,7 +85,7 @@ def apply_secret_key(
 def remove_secret_key(namespace: str, name: str, key: str) -> bool:
     """Remove `key` only; True if it was there. A JSON patch, so a concurrent writer is never undone."""
     patch = [{"op": "remove", "path": "/data/" + key.replace("~", "~0").replace("/", "~1")}]
-    forget(namespace, name)
+    snapshot.forget("Secret", namespace, name)
     try:
         core_v1().patch_namespaced_secret(name, namespace, patch, _content_type="application/json-patch+json")
     except ApiException as error:
