@@ -387,6 +387,47 @@ COLUMNS = [
 ]
 
 
+def run_idle_requests(apps: int, workdir: Path) -> dict[str, Any]:
+    """API requests of one idle resync of one bridge, per verb and resource, from the audit log.
+
+    Deterministic (a count, not a time), so it is the figure to decide on when the machine is busy.
+    The window is one resync interval (30 s here) once the operator is quiet; watches are long-lived
+    streams opened at start and are left out. A read of the same object twice is a finding.
+    """
+    with ControlPlane(audit_reads=True) as plane:
+        _, custom = prepare_cluster(plane)
+        for index in range(apps):
+            custom.create_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", NAMESPACE, "applications", app_body(index)
+            )
+        create_bridge(
+            custom, {"backstage": {"url": "http://127.0.0.1:9"}, "argocd": {"url": "https://argocd.example.com"}}
+        )
+        operator = Operator(plane.kubeconfig, workdir / "operator-requests.log")
+        try:
+            wait_until(
+                lambda: (bridge_status(custom).get("applications") or {}).get("subscribed") == apps,
+                timeout=300,
+                interval=0.5,
+            )
+            time.sleep(35)  # past the first resync and startup's last writes
+            start = len(plane.audit_log.read_text().splitlines())
+            time.sleep(30)  # one resync interval
+            lines = plane.audit_log.read_text().splitlines()[start:]
+        finally:
+            operator.stop()
+    counts: dict[str, int] = {}
+    for line in lines:
+        event = json.loads(line)
+        if event.get("user", {}).get("username") != "admin" or event.get("verb") == "watch":
+            continue
+        ref = event.get("objectRef") or {}
+        resource = ref.get("resource", "") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+        key = f"{event.get('verb')} {resource} {ref.get('name') or '(list)'}"
+        counts[key] = counts.get(key, 0) + 1
+    return {"requests_per_idle_resync": dict(sorted(counts.items())), "total": sum(counts.values())}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
     lines = [header, "|" + "---|" * len(COLUMNS)]
@@ -402,9 +443,15 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=30, help="spec changes for the reaction time")
     parser.add_argument("--json", default="build/bench.json", help="where to write the figures")
     parser.add_argument("--e2e-events", type=int, default=50, help="events for the end-to-end latency (0: skip)")
+    parser.add_argument("--requests", action="store_true", help="only count the requests of one idle resync")
     args = parser.parse_args()
     workdir = Path(args.json).resolve().parent
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.requests:
+        figures = run_idle_requests(10, workdir)
+        print(json.dumps(figures, indent=2))
+        Path(workdir / "bench-requests.json").write_text(json.dumps(figures, indent=2))
+        return 0
     rows = []
     for size in [int(item) for item in args.sizes.split(",") if item]:
         print(f"== {size} applications", flush=True)

@@ -125,3 +125,33 @@ def test_missing_entities_are_named_per_app_and_summarised():
     assert (
         unavailable.reason == "CatalogUnavailable" and missing_entities(diagnoses, CatalogAnswer(unavailable="x")) == []
     )
+
+
+def test_compact_app_facts_shares_repeated_strings_and_keeps_the_values() -> None:
+    from argobridge.core.appcheck import compact_app_facts
+
+    def decoded(text: str) -> str:
+        return "".join(list(text))  # a fresh string object, as JSON decoding makes one
+
+    first = compact_app_facts(
+        decoded("argocd"),
+        "a",
+        "u1",
+        {decoded("backstage.io/entity-ref"): "component:x"},
+        {decoded("team"): "t"},
+        frozenset({decoded("k")}),
+    )
+    second = compact_app_facts(
+        decoded("argocd"),
+        "b",
+        "u2",
+        {decoded("backstage.io/entity-ref"): "component:y"},
+        {decoded("team"): "t"},
+        frozenset({decoded("k")}),
+    )
+    assert first.namespace is second.namespace
+    assert next(iter(first.labels)) is next(iter(second.labels))
+    assert first.owned_annotations is second.owned_annotations
+    assert dict(first.annotations) == {"backstage.io/entity-ref": "component:x"}
+    assert dict(second.labels) == {"team": "t"} and second.owned_annotations == {"k"}
+    assert compact_app_facts("ns", "c", "u3", {}, {}, frozenset()).labels == {}

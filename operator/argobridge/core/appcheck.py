@@ -8,7 +8,8 @@ failures of the manual procedure that Argo CD itself reports only as a log line,
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +20,13 @@ from argobridge.core.spec import BridgeSpec, SubscriptionMode
 SUBSCRIBE_PREFIX = "notifications.argoproj.io/subscribe."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppFacts:
-    """The parts of an Application that matter here, as the index keeps them."""
+    """The parts of an Application that matter here, as the index keeps them.
+
+    Slots, no per-object dict: the store holds one per Application (10,000 and more), so every field
+    here costs that many times over; build them with `compact_app_facts` to share the repeated strings.
+    """
 
     namespace: str
     name: str
@@ -29,6 +34,76 @@ class AppFacts:
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     owned_annotations: frozenset[str] = frozenset()  # what ArgoBridge applied, from managedFields
+
+
+class StringPairs(Mapping[str, str]):
+    """A read-only mapping kept as one flat tuple (key, value, key, value, ...).
+
+    Why: a dict of three labels costs ~230 bytes, this ~140; an Application has a handful of labels and
+    relevant annotations, so a linear lookup is as quick as hashing, and the store holds 10,000 of them.
+    """
+
+    __slots__ = ("_flat",)
+
+    def __init__(self, flat: tuple[str, ...]) -> None:
+        self._flat = flat
+
+    def __getitem__(self, key: str) -> str:
+        flat = self._flat
+        for index in range(0, len(flat), 2):
+            if flat[index] == key:
+                return flat[index + 1]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._flat[::2])
+
+    def __len__(self) -> int:
+        return len(self._flat) // 2
+
+    def __repr__(self) -> str:
+        return f"StringPairs({dict(self)!r})"
+
+
+_NO_STRINGS: Mapping[str, str] = StringPairs(())  # shared by every app with no labels or annotations
+_OWNED_SETS: dict[frozenset[str], frozenset[str]] = {}  # a fleet has a handful of distinct owned sets
+
+
+def _shared_strings(pairs: Mapping[str, str], intern_values: bool) -> Mapping[str, str]:
+    if not pairs:
+        return _NO_STRINGS
+    flat: list[str] = []
+    for key, value in pairs.items():
+        flat += (sys.intern(str(key)), sys.intern(str(value)) if intern_values else str(value))
+    return StringPairs(tuple(flat))
+
+
+def compact_app_facts(
+    namespace: str,
+    name: str,
+    uid: str,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    owned: frozenset[str],
+) -> AppFacts:
+    """AppFacts with namespaces, keys, label values and owned sets shared between Applications.
+
+    Why: at 10,000 Applications the same few namespaces, annotation keys, label keys and values (team,
+    environment) repeat in every record; the watch decodes each one as a fresh string. Names, uids and
+    entity refs are unique per app and stay as they are.
+    """
+    shared_owned: frozenset[str] = frozenset()
+    if owned:
+        interned = frozenset(sys.intern(key) for key in owned)
+        shared_owned = _OWNED_SETS.setdefault(interned, interned)
+    return AppFacts(
+        sys.intern(str(namespace)),
+        str(name),
+        str(uid),
+        _shared_strings(annotations, intern_values=False),
+        _shared_strings(labels, intern_values=True),
+        shared_owned,
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from argobridge.core.appcheck import SUBSCRIBE_PREFIX, AppFacts, annotations_owned_by
+from argobridge.core.appcheck import SUBSCRIBE_PREFIX, AppFacts, annotations_owned_by, compact_app_facts
 from argobridge.core.configplan import FIELD_MANAGER
 from argobridge.core.events import ENTITY_REF_ANNOTATION
 from argobridge.handlers.bridge import forget_app
@@ -31,12 +31,12 @@ def _relevant(annotations: Any) -> dict[str, str]:
 
 
 def app_facts(namespace: str, name: str, uid: str, annotations: Any, labels: Any, meta: Any) -> AppFacts:
-    return AppFacts(
+    return compact_app_facts(
         namespace,
         name,
         uid,
         _relevant(annotations),
-        dict(labels or {}),
+        labels or {},
         annotations_owned_by(meta.get("managedFields"), FIELD_MANAGER),
     )
 

@@ -18,6 +18,7 @@ from argobridge.core.appcheck import AppFacts
 from argobridge.core.configplan import ForeignDataError
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
+from argobridge.kube import snapshot
 from argobridge.kube.applications import list_application_uids
 from argobridge.kube.bridges import get_bridge
 from argobridge.kube.errors import KubeError
@@ -128,8 +129,9 @@ def reconcile_named(namespace: str, name: str, applications: Iterable[AppFacts] 
                 _locks.pop((namespace, name), None)  # a late event for a deleted bridge leaves no lock behind
             return False
         started = time.monotonic()
-        report = reconcile_bridge(body, apps)
-        observe_reconcile(body, report, time.monotonic() - started)
+        with snapshot.read_once():  # one GET per Secret for the whole reconcile and its metrics
+            report = reconcile_bridge(body, apps)
+            observe_reconcile(body, report, time.monotonic() - started)
         post_notices(body, report.notices)
         post_app_problems(report.app_problems)
         settings = bridge_settings(body)

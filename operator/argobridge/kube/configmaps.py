@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.configplan import FIELD_MANAGER, keys_managed_by
 from argobridge.core.ownership import Owner, owners_at
+from argobridge.kube import snapshot
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
 from argobridge.kube.errors import ArgoCDObjectMissing, KubeError, is_not_found, is_uid_mismatch
@@ -28,7 +29,12 @@ class ObservedConfigMap:
 
 
 def read_config_map(namespace: str, name: str) -> ObservedConfigMap:
-    """The ConfigMap's data and the owners of its keys; a missing ConfigMap reads as empty."""
+    """The ConfigMap's data and the owners of its keys; a missing ConfigMap reads as empty. Read once
+    per reconcile (kube/snapshot.py): the install check and the plan see the same version."""
+    return snapshot.read("ConfigMap", namespace, name, lambda: _fetch_config_map(namespace, name))
+
+
+def _fetch_config_map(namespace: str, name: str) -> ObservedConfigMap:
     try:
         raw = core_v1().read_namespaced_config_map(name, namespace, _preload_content=False)
     except ApiException as error:
@@ -74,6 +80,7 @@ def apply_config_map_data(
         body["data"] = data
     action = f"applying ConfigMap {namespace}/{name}"
     try:
+        snapshot.forget("ConfigMap", namespace, name)
         server_side_apply(
             core_v1().patch_namespaced_config_map,
             name,
@@ -97,4 +104,5 @@ def release_legacy_manager(namespace: str, name: str, uid: str | None = None) ->
         metadata["uid"] = uid
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
     action = f"releasing the legacy field manager on ConfigMap {namespace}/{name}"
+    snapshot.forget("ConfigMap", namespace, name)
     server_side_apply(core_v1().patch_namespaced_config_map, name, namespace, body=body, action=action, force=False)

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.mirrorpolicy import MIRROR_FOR_ANNOTATION
 from argobridge.core.rotation import ANNOTATION_PREFIX, LAST_ROTATION
+from argobridge.kube import snapshot
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
 from argobridge.kube.errors import KubeError, is_not_found
@@ -85,6 +86,7 @@ def create_mirror(namespace: str, name: str, bridge: str, manager: str) -> None:
         "type": "Opaque",
         "metadata": {"name": name, "namespace": namespace, "annotations": {MIRROR_FOR_ANNOTATION: bridge}},
     }
+    snapshot.forget("Secret", namespace, name)
     try:
         core_v1().create_namespaced_secret(namespace, body, field_manager=manager)
     except ApiException as error:
@@ -120,6 +122,7 @@ def apply_mirror(
         },
     }
     action = f"writing Secret {namespace}/{name} (Backstage's tokens)"
+    snapshot.forget("Secret", namespace, name)
     server_side_apply(core_v1().patch_namespaced_secret, name, namespace, body=body, action=action, manager=manager)
     if forget:
         patch = {"metadata": {"annotations": dict.fromkeys(forget)}}

@@ -13,13 +13,19 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.metricsview import key_written_at
+from argobridge.kube import snapshot
 from argobridge.kube.apply import server_side_apply
 from argobridge.kube.client import core_v1
 from argobridge.kube.errors import ArgoCDObjectMissing, KubeError, is_not_found, is_uid_mismatch
 
 
 def _read_secret(namespace: str, name: str) -> dict[str, Any] | None:
-    """The Secret as raw JSON (no client model that could end up in a log), or None when it is absent."""
+    """The Secret as raw JSON (no client model that could end up in a log), or None when it is absent;
+    read once per reconcile (kube/snapshot.py)."""
+    return snapshot.read("Secret", namespace, name, lambda: _fetch_secret(namespace, name))
+
+
+def _fetch_secret(namespace: str, name: str) -> dict[str, Any] | None:
     try:
         raw = core_v1().read_namespaced_secret(name, namespace, _preload_content=False)
     except ApiException as error:
@@ -67,6 +73,7 @@ def apply_secret_key(
         "data": {key: base64.b64encode(value.encode()).decode()},
     }
     action = f"writing key {key} of Secret {namespace}/{name}"
+    snapshot.forget("Secret", namespace, name)
     try:
         server_side_apply(core_v1().patch_namespaced_secret, name, namespace, body=body, action=action)
     except KubeError as error:
@@ -78,6 +85,7 @@ def apply_secret_key(
 def remove_secret_key(namespace: str, name: str, key: str) -> bool:
     """Remove `key` only; True if it was there. A JSON patch, so a concurrent writer is never undone."""
     patch = [{"op": "remove", "path": "/data/" + key.replace("~", "~0").replace("/", "~1")}]
+    snapshot.forget("Secret", namespace, name)
     try:
         core_v1().patch_namespaced_secret(name, namespace, patch, _content_type="application/json-patch+json")
     except ApiException as error:
