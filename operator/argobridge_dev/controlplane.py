@@ -234,8 +234,8 @@ class ControlPlane:
         """Stop every process this control plane started (apiserver first), then remove its files."""
         # Nothing here is worth a graceful shutdown (the workdir goes next): a short grace keeps
         # Ctrl-C of `make run` and `dev-cluster` under a few seconds.
-        for proc in reversed(self.processes):
-            processes.stop(proc, timeout=2.0)
+        # Half a second when the data goes anyway; two when the workdir is kept for a later look.
+        processes.stop_all(list(reversed(self.processes)), timeout=2.0 if self.keep_workdir else 0.5)
         self.processes.clear()
         if not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -8,12 +8,14 @@ clean up, and without this its etcd and kube-apiserver ran on for good.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +70,26 @@ def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGTERM every process group at once, give them one shared `timeout`, then SIGKILL what is left.
+
+    One deadline for all, not one per process: stopping etcd, kube-apiserver and the rest one after
+    another is what made Ctrl-C of `make run` take more than its 5 s on a busy machine.
+    """
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
