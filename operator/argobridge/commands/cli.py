@@ -163,7 +163,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor.add_argument("-n", "--namespace", default="argocd", help="the Argo CD namespace (default argocd)")
     doctor.add_argument("-o", "--output", choices=["text", "json"], default="text")
 
+    from argobridge.relay.server import env as relay_env
+
+    relay = commands.add_parser("relay", help="run the delivery relay (durable outbox in front of Backstage)")
+    relay.add_argument("--listen", default=relay_env("LISTEN", "0.0.0.0:8090"))
+    relay.add_argument("--status-listen", default=relay_env("STATUS_LISTEN", "0.0.0.0:8091"))
+    relay.add_argument("--data-dir", default=relay_env("DATA_DIR", "/var/lib/argobridge-relay"))
+    relay.add_argument("--config-secret", default=relay_env("CONFIG_SECRET", None), help="NAMESPACE/NAME")
+    relay.add_argument("--config-file", default=relay_env("CONFIG_FILE", None), help="development: bridges JSON file")
+    relay.add_argument("--replica", default=relay_env("REPLICA", None))
+
     args, _ = parser.parse_known_args(argv)
+    if args.command == "relay":
+        from argobridge.relay.server import run as run_relay
+
+        return run_relay(
+            args.listen, args.status_listen, args.data_dir, args.config_secret, args.config_file, args.replica
+        )
     if args.command == "send-test":
         from argobridge.commands.send_test import send_test_command
 

@@ -1,0 +1,101 @@
+"""Pure decisions of the delivery relay: what a Backstage answer means and when to try again.
+
+Why pure: the relay's guarantees (no loss, nothing retried after a final result, a held queue never
+dead-letters early) are properties of these functions, tested over generated sequences of answers.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 300.0
+HOLD_RETRY_SECONDS = 30.0
+RETRYABLE_400_TEXT = "Failed to send user notifications"
+
+
+class Outcome(enum.Enum):
+    """What an attempt's answer means for the item."""
+
+    DELIVERED = "delivered"
+    NO_RECIPIENTS = "noRecipients"
+    RETRY = "retry"
+    REJECTED = "rejected"
+    HOLD = "hold"
+    DEAD_LETTERED = "deadLettered"
+
+    @property
+    def final(self) -> bool:
+        """A final outcome removes the item from the outbox; it is never attempted again."""
+        return self in {Outcome.DELIVERED, Outcome.NO_RECIPIENTS, Outcome.REJECTED, Outcome.DEAD_LETTERED}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One attempt's result as the edge saw it: an HTTP status, or None for no answer (error/timeout)."""
+
+    status: int | None
+    body_prefix: str = ""
+    error: str | None = None
+
+
+def classify(answer: Answer) -> Outcome:
+    """Map a Backstage answer to an outcome, following the relay contract's Delivery section."""
+    status = answer.status
+    if status is None:
+        return Outcome.RETRY
+    if 200 <= status < 300:
+        return Outcome.NO_RECIPIENTS if answer.body_prefix.strip() == "[]" else Outcome.DELIVERED
+    if status in (401, 403):
+        return Outcome.HOLD
+    if status in (408, 429) or status >= 500:
+        return Outcome.RETRY
+    if status == 400 and RETRYABLE_400_TEXT in answer.body_prefix:
+        return Outcome.RETRY
+    if 400 <= status < 500:
+        return Outcome.REJECTED
+    return Outcome.RETRY
+
+
+def backoff_seconds(attempts: int, random_fraction: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(attempts-1))], from a passed random in [0, 1)."""
+    exponent = min(max(attempts - 1, 0), 30)
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2.0**exponent))
+    return ceiling * min(max(random_fraction, 0.0), 1.0)
+
+
+def next_attempt_at(outcome: Outcome, now: float, attempts: int, random_fraction: float) -> float | None:
+    """When to try again; None for a final outcome (never retried)."""
+    if outcome.final:
+        return None
+    if outcome is Outcome.HOLD:
+        return now + HOLD_RETRY_SECONDS
+    return now + backoff_seconds(attempts, random_fraction)
+
+
+def expired(received_at: float, now: float, retry_for_seconds: float) -> bool:
+    """An item older than retryFor is dead-lettered instead of attempted."""
+    return now - received_at > retry_for_seconds
+
+
+def decide(
+    answer: Answer, *, received_at: float, now: float, attempts: int, retry_for_seconds: float, random_fraction: float
+) -> tuple[Outcome, float | None]:
+    """Outcome after an attempt (attempts counts this one) and the next attempt time, dead-lettering by age."""
+    outcome = classify(answer)
+    if not outcome.final and expired(received_at, now, retry_for_seconds):
+        return Outcome.DEAD_LETTERED, None
+    return outcome, next_attempt_at(outcome, now, attempts, random_fraction)
+
+
+def coalesce_key(bridge: str, body: dict[str, Any]) -> str | None:
+    """(bridge, payload.scope, canonical recipients); None when there is no scope (no coalescing)."""
+    payload = body.get("payload")
+    scope = payload.get("scope") if isinstance(payload, dict) else None
+    if not isinstance(scope, str) or not scope:
+        return None
+    recipients = json.dumps(body.get("recipients"), sort_keys=True, separators=(",", ":"))
+    return json.dumps([bridge, scope, recipients], separators=(",", ":"))

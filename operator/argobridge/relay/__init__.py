@@ -1,0 +1,1 @@
+"""The delivery relay process: ingress, durable outbox, delivery loop, status."""
