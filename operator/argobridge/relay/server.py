@@ -17,16 +17,28 @@ import random
 import signal
 import socket
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiohttp import web
 
+from argobridge.backstage.client import InvalidCaBundle, tls_verify
 from argobridge.core import backstage_limits
-from argobridge.core.delivery import Answer, Outcome, coalesce_key, decide, expired
+from argobridge.core.delivery import (
+    RECENT_DEAD_LETTERS,
+    Answer,
+    Outcome,
+    changed_entries,
+    coalesce_key,
+    decide,
+    expired,
+    held_after,
+    status_entry,
+    tls_settings,
+)
 from argobridge.outbox.store import Outbox
+from argobridge.relay.metrics import CONTENT_TYPE, RelayMetrics, bridge_label
 
 log = logging.getLogger("argobridge.relay")
 Bridges = dict[str, dict[str, Any]]
@@ -48,8 +60,11 @@ class Relay:
 
     def __init__(self, data_dir: Path, replica: str) -> None:
         self.outbox = Outbox(data_dir)
+        self.metrics = RelayMetrics(self.outbox)
         self.replica = replica
         self.bridges: Bridges = {}
+        # One HTTP client per (caBundle, insecureSkipVerify): bridges sharing TLS settings share connections.
+        self.clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
         self.held: dict[str, str] = {}
         self.last_error: dict[str, str] = {}
         self.wake = asyncio.Event()
@@ -94,47 +109,74 @@ class Relay:
         except Exception as error:
             log.error("cannot store: %s", type(error).__name__)
             return web.json_response({"error": "cannot store"}, status=503)
+        self.metrics.received.labels(bridge_label(key)).inc()
         self.wake.set()
         return web.json_response({"id": item_id, "coalesced": coalesced}, status=202)
 
     async def status(self, _request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(self.status_document))
 
+    async def metrics_page(self, _request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(self.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
     def status_document(self) -> dict[str, Any]:
         counters = self.outbox.counters()
         pending = self.outbox.pending()
+        last_times = self.outbox.last_times()
+        dead_letters = self.outbox.recent_dead_letters(RECENT_DEAD_LETTERS)
         now = time.time()
-        names = set(counters) | set(pending) | set(self.bridges)
         out: dict[str, Any] = {}
-        for key in sorted(names):
-            c = counters.get(key, {})
+        for key in sorted(set(counters) | set(pending) | set(self.bridges)):
             count, oldest = pending.get(key, (0, None))
-            out[key.replace(".", "/", 1)] = {
-                "delivered": c.get("delivered", 0),
-                "noRecipients": c.get("noRecipients", 0),
-                "rejected": c.get("rejected", 0),
-                "deadLettered": c.get("deadLettered", 0),
-                "pending": count,
-                "oldestPendingSeconds": (now - oldest) if oldest is not None else None,
-                "lastDeliveryTime": None,
-                "lastError": self.last_error.get(key),
-                "held": self.held.get(key),
-                "recentDeadLetters": [],
-            }
+            out[bridge_label(key)] = status_entry(
+                counters=counters.get(key, {}),
+                pending=count,
+                oldest_received_at=oldest,
+                last_times=last_times.get(key, {}),
+                last_error=self.last_error.get(key),
+                held=self.held.get(key),
+                dead_letters=dead_letters.get(key, []),
+                now=now,
+            )
         return {"replica": self.replica, "bridges": out}
 
+    def update_config(self, bridges: Bridges) -> None:
+        """Take a new config; a bridge whose entry changed (a fixed token, say) is tried again at once."""
+        changed = changed_entries(self.bridges, bridges)
+        self.bridges = bridges
+        now = time.time()
+        for key in changed:
+            if self.outbox.retry_now(key, now):
+                self.wake.set()
+        in_use = {tls_settings(entry) for entry in bridges.values()}
+        for pair in [pair for pair in self.clients if pair not in in_use]:
+            client = self.clients.pop(pair)
+            asyncio.get_running_loop().create_task(client.aclose())
+
+    def client_for(self, bridge: dict[str, Any]) -> httpx.AsyncClient:
+        """The HTTP client carrying this bridge's TLS settings toward Backstage (raises InvalidCaBundle)."""
+        pair = tls_settings(bridge)
+        client = self.clients.get(pair)
+        if client is None:
+            client = self.clients[pair] = httpx.AsyncClient(verify=tls_verify(*pair))
+        return client
+
     async def deliver_forever(self) -> None:
-        async with httpx.AsyncClient() as http:
+        try:
             while not self.stopping:
                 worked = False
                 for key in list(self.bridges) + [k for k in self.outbox.pending() if k not in self.bridges]:
-                    worked |= await self._deliver_bridge(http, key)
+                    worked |= await self._deliver_bridge(key)
                 if not worked:
                     self.wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+        finally:
+            for client in self.clients.values():
+                await client.aclose()
 
-    async def _deliver_bridge(self, http: httpx.AsyncClient, key: str) -> bool:
+    async def _deliver_bridge(self, key: str) -> bool:
         now = time.time()
         items = await asyncio.to_thread(self.outbox.due, key, now, 50)
         bridge = self.bridges.get(key)
@@ -142,13 +184,11 @@ class Relay:
             scope = item.body.get("payload", {}).get("scope")
             if bridge is None:
                 if expired(item.received_at, now, 86400.0):
-                    await asyncio.to_thread(
-                        self.outbox.finish, item.id, key, "deadLettered", now, scope, "bridge unknown"
-                    )
+                    await self._finish(item, key, "deadLettered", scope, "bridge unknown")
                 else:
                     await asyncio.to_thread(self.outbox.reschedule, item.id, now + 30.0, "bridge unknown")
                 continue
-            answer = await self._attempt(http, bridge, item.body)
+            answer = await self._attempt(bridge, item.body)
             outcome, when = decide(
                 answer,
                 received_at=item.received_at,
@@ -157,14 +197,15 @@ class Relay:
                 retry_for_seconds=float(bridge.get("retryForSeconds", 86400)),
                 random_fraction=random.random(),
             )
-            if outcome is Outcome.HOLD:
-                self.held[key] = f"Backstage answered {answer.status}"
-            elif answer.status is not None:
+            held = held_after(self.held.get(key), outcome, answer)
+            if held is None:
                 self.held.pop(key, None)
+            else:
+                self.held[key] = held
             if outcome.final:
-                await asyncio.to_thread(
-                    self.outbox.finish, item.id, key, outcome.value, time.time(), scope, answer.error
-                )
+                if answer.error is not None:
+                    self.last_error[key] = answer.error
+                await self._finish(item, key, outcome.value, scope, answer.error)
             else:
                 self.last_error[key] = answer.error or f"Backstage answered {answer.status}"
                 await asyncio.to_thread(self.outbox.reschedule, item.id, when or now, self.last_error[key])
@@ -172,7 +213,17 @@ class Relay:
                     break
         return bool(items)
 
-    async def _attempt(self, http: httpx.AsyncClient, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
+    async def _finish(self, item: Any, key: str, result: str, scope: str | None, reason: str | None) -> None:
+        """Record a final result durably, then observe its latency (receive -> final result)."""
+        now = time.time()
+        await asyncio.to_thread(self.outbox.finish, item.id, key, result, now, scope, reason)
+        self.metrics.latency.observe(max(now - item.received_at, 0.0))
+
+    async def _attempt(self, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
+        try:
+            http = self.client_for(bridge)
+        except InvalidCaBundle:
+            return Answer(None, "", "the bridge's caBundle holds no usable PEM certificate")
         try:
             response = await http.post(
                 str(bridge["url"]),
@@ -201,9 +252,9 @@ async def poll_config(relay: Relay, secret: str | None, config_file: str | None)
             if core is not None and secret:
                 namespace, name = secret.split("/", 1)
                 obj = await asyncio.to_thread(core.read_namespaced_secret, name, namespace)
-                relay.bridges = parse_secret_data(obj.data)
+                relay.update_config(parse_secret_data(obj.data))
             elif config_file:
-                relay.bridges = json.loads(Path(config_file).read_text())
+                relay.update_config(json.loads(Path(config_file).read_text()))
         except Exception as error:
             log.warning("cannot read relay config: %s", type(error).__name__)
         await asyncio.sleep(2.0)
@@ -222,6 +273,7 @@ async def serve(
     ingress.router.add_post("/v1/bridges/{namespace}/{name}/notifications", relay.ingress)
     status = web.Application()
     status.router.add_get("/v1/status", relay.status)
+    status.router.add_get("/metrics", relay.metrics_page)
     status.router.add_get("/healthz", lambda _r: _ok())
     status.router.add_get("/readyz", lambda _r: _ok())
     runners = [web.AppRunner(ingress, access_log=None), web.AppRunner(status, access_log=None)]
@@ -261,6 +313,3 @@ def run(
 def env(name: str, default: str | None) -> str | None:
     """ARGOBRIDGE_RELAY_<NAME> from the environment."""
     return os.environ.get(f"ARGOBRIDGE_RELAY_{name}", default)
-
-
-_ = datetime, UTC
