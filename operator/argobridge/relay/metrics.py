@@ -8,7 +8,7 @@ outbox is the truth (it survives restarts), so the figures can never drift from 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -27,8 +27,9 @@ def bridge_label(key: str) -> str:
 class _OutboxCollector(Collector):
     """Delivered totals, queue depth and oldest pending, computed from the outbox at each scrape."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, known: Callable[[], Iterable[str]]) -> None:
         self.outbox = outbox
+        self.known = known
 
     def describe(self) -> list[CounterMetricFamily | GaugeMetricFamily]:
         """Nothing to describe ahead: registering must not read the outbox."""
@@ -47,10 +48,14 @@ class _OutboxCollector(Collector):
             "argobridge_relay_queue_depth", "Notifications stored, not yet final.", labels=["bridge"]
         )
         oldest = GaugeMetricFamily(
-            "argobridge_relay_oldest_pending_seconds", "Age of the oldest stored notification.", labels=["bridge"]
+            "argobridge_relay_oldest_pending_seconds",
+            "Age of the oldest stored notification (0 when none is stored).",
+            labels=["bridge"],
         )
         now = time.time()
-        for key, (count, received_at) in sorted(self.outbox.pending().items()):
+        pending = self.outbox.pending()
+        for key in sorted(set(pending) | set(self.known())):
+            count, received_at = pending.get(key, (0, now))
             depth.add_metric([bridge_label(key)], count)
             oldest.add_metric([bridge_label(key)], max(now - received_at, 0.0))
         yield delivered
@@ -61,7 +66,7 @@ class _OutboxCollector(Collector):
 class RelayMetrics:
     """What the relay counts as it goes (received, latency) plus the outbox's own figures."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, known: Callable[[], Iterable[str]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.received = Counter(
             "argobridge_relay_received",
@@ -75,7 +80,7 @@ class RelayMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
             registry=self.registry,
         )
-        self.registry.register(_OutboxCollector(outbox))
+        self.registry.register(_OutboxCollector(outbox, known))
 
     def exposition(self) -> bytes:
         """The Prometheus text format of everything (reads the outbox: call off the event loop)."""

@@ -60,7 +60,7 @@ class Relay:
 
     def __init__(self, data_dir: Path, replica: str) -> None:
         self.outbox = Outbox(data_dir)
-        self.metrics = RelayMetrics(self.outbox)
+        self.metrics = RelayMetrics(self.outbox, lambda: list(self.bridges))
         self.replica = replica
         self.bridges: Bridges = {}
         # One HTTP client per (caBundle, insecureSkipVerify): bridges sharing TLS settings share connections.
