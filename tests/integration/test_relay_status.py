@@ -4,6 +4,7 @@ real apiserver holding the status, the Events and the printer columns."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from tests.conftest import wait_for
 
 TOKEN = "relay-status-token-0123456789abcdef"
 WRONG = "relay-status-wrong-token-fedcba9876543210"
+LATER = "relay-status-later-token-00112233445566"
 SHARD = f"relay-status-{uuid.uuid4().hex[:6]}"
 INTERVAL = 3.0  # the timer's period for this test (15 s in production)
 NAME = "backstage"
@@ -103,14 +105,15 @@ def delivering(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any
 def table_row(namespace: str) -> dict[str, Any]:
     """The row `kubectl get backstagebridge` prints: the server-side Table, with the CRD's columns."""
     api = client.ApiClient()
-    response = api.call_api(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{NAME}",
+    method, url, headers, body, _ = api.param_serialize(
         "GET",
+        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{NAME}",
         header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
         auth_settings=["BearerToken"],
-        response_type="object",
-        _return_http_data_only=True,
     )
+    answer = api.call_api(method, url, header_params=headers, body=body)
+    answer.read()
+    response = json.loads(answer.data)
     names = [column["name"] for column in response["columnDefinitions"]]
     return dict(zip(names, response["rows"][0]["cells"], strict=True))
 
@@ -184,8 +187,9 @@ def test_relay_deliveries_show_in_the_bridge_status_events_and_columns(
 
         # 3. Dead-lettered: Backstage unreachable past retryFor; a Warning names the count and the scope.
         stopped = f"http://127.0.0.1:{free_port()}/api/notifications/notifications"
-        relay.write_config({key: entry(stopped, retryForSeconds=1.0, attemptTimeoutSeconds=1.0)})
-        send(relay, namespace, "lost-scope")
+        # A token of its own, so the relay accepts the notification only once it has read this config.
+        relay.write_config({key: entry(stopped, token=LATER, retryForSeconds=1.0, attemptTimeoutSeconds=1.0)})
+        send(relay, namespace, "lost-scope", token=LATER)
         wait_for(lambda: delivery(custom, namespace).get("deadLettered") == 1, timeout=60, what="deadLettered 1")
         (event,) = wait_for(lambda: events(core, namespace, "DeadLettered"), what="a DeadLettered Event")
         assert event.type == "Warning"
@@ -208,4 +212,4 @@ def test_relay_deliveries_show_in_the_bridge_status_events_and_columns(
         stop(operator)
         relay.stop()
     log = (tmp_path / "operator.log").read_text(errors="replace")
-    assert TOKEN not in log and WRONG not in log
+    assert TOKEN not in log and WRONG not in log and LATER not in log
