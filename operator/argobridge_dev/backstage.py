@@ -90,7 +90,8 @@ def ensure_installed(source: Path = SOURCE) -> Path:
 
 
 def _request(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
+    # A str is sent byte for byte (a body exactly as Argo CD's engine rendered it); anything else as JSON.
+    data = None if body is None else body.encode() if isinstance(body, str) else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -217,7 +218,7 @@ class BackstageServer:
         return list(body["notifications"])
 
     def send(self, body: Any, token: str | None = None) -> tuple[int, Any]:
-        """POST a create request, as Argo CD's engine would."""
+        """POST a create request, as Argo CD's engine would; a str body is sent exactly as it is."""
         return _request("POST", f"{self.url}/api/notifications/notifications", token or self.token, body)
 
     def log_tail(self, lines: int = 40) -> str:

@@ -22,6 +22,39 @@ TRUNCATION_MARKER = "\u2026"
 SEVERITIES = frozenset({"critical", "high", "normal", "low"})
 _SHORT_FIELDS = ("title", "scope", "topic", "icon")
 
+# Direct mode: Argo CD's engine sends what the Go template builds, nothing fits it afterwards, so the
+# template bounds every field by its size as serialised JSON and the worst cases together stay under
+# BODY_LIMIT_BYTES. One character takes at most 6 bytes of JSON: Go writes a control character as \u0001
+# and a stray byte of a cut UTF-8 sequence as \ufffd (U+2028 is 3 bytes written as 6, 4-byte emoji are 4).
+JSON_BYTES_PER_CHAR = 6
+DIRECT_DESCRIPTION_JSON_BYTES = 65_536
+"""The description as JSON, quotes and marker included: ASCII keeps 64 KiB, control characters 10,921."""
+DIRECT_RECIPIENTS_JSON_BYTES = 24_576
+"""Entity refs as JSON (each with its quotes and comma): about 1,200 refs of 17 characters, 125 of 191."""
+DIRECT_LINK_JSON_BYTES = 2_048
+"""A longer link to Argo CD is left out: a cut link would lead nowhere."""
+_DIRECT_FRAME_BYTES = 256
+"""Keys, braces and separators of the body: 140 bytes with every field present."""
+
+
+def direct_body_worst_case_bytes(max_topic: int, max_icon: int) -> int:
+    """The largest body the Direct-mode template can build, from each field's own bound."""
+    title = SHORT_FIELD_CHARS * JSON_BYTES_PER_CHAR + 2  # cut to 255 characters
+    scope = SHORT_FIELD_CHARS * JSON_BYTES_PER_CHAR + 2  # cut to 255 bytes
+    severity = max(len(name) for name in SEVERITIES) + 2
+    words = max_topic + 2 + max_icon + 2  # spec words of letters, digits and . _ : / - (never escaped)
+    return (
+        title
+        + scope
+        + severity
+        + words
+        + DIRECT_DESCRIPTION_JSON_BYTES
+        + DIRECT_RECIPIENTS_JSON_BYTES
+        + 2  # the list's brackets
+        + DIRECT_LINK_JSON_BYTES
+        + _DIRECT_FRAME_BYTES
+    )
+
 
 def clean_text(text: str) -> str:
     """Drop NUL and lone surrogates: Postgres text refuses NUL, UTF-8 cannot carry a surrogate."""

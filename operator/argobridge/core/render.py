@@ -15,6 +15,13 @@ from typing import Any
 import jinja2
 import yaml
 
+from argobridge.core.backstage_limits import (
+    DIRECT_DESCRIPTION_JSON_BYTES,
+    DIRECT_LINK_JSON_BYTES,
+    DIRECT_RECIPIENTS_JSON_BYTES,
+    JSON_BYTES_PER_CHAR,
+    TRUNCATION_MARKER,
+)
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
 from argobridge.core.exprsize import ENGINE_MAX_NODES, expr_node_count
 from argobridge.core.labels import label_key_problem, label_value_problem
@@ -122,6 +129,15 @@ def render_webhook_body(
     """The Go template that builds the JSON body Backstage receives for one event (and route)."""
     delivery = delivery or default_delivery(definition, event)
     title, description = event_texts(definition, event, route)
+    # Canonical refs are ASCII: each costs its length, its quotes and a comma in the body's JSON.
+    description_bytes = DIRECT_DESCRIPTION_JSON_BYTES - len(TRUNCATION_MARKER.encode())
+    recipients_bytes = sum(len(ref) + 3 for ref in delivery.recipients)
+    if recipients_bytes > DIRECT_RECIPIENTS_JSON_BYTES:
+        raise SpecError(
+            f"spec.routes: route {delivery.route} names {len(delivery.recipients)} recipients, {recipients_bytes}"
+            f" bytes of the body; Backstage accepts a body of 100 kB, of which recipients may take"
+            f" {DIRECT_RECIPIENTS_JSON_BYTES}: name groups rather than each of their members"
+        )
     return (
         _jinja()
         .get_template("webhook-body.gotmpl.j2")
@@ -136,6 +152,12 @@ def render_webhook_body(
             message=definition.message.value,
             broadcast=delivery.broadcast,
             recipients=delivery.recipients,
+            recipients_bytes=recipients_bytes,
+            max_recipients_bytes=DIRECT_RECIPIENTS_JSON_BYTES,
+            # The cut text's share leaves room for the marker; any `safe` bytes fit even at 6 bytes each.
+            description_bytes=description_bytes,
+            description_safe_bytes=(description_bytes - 2) // JSON_BYTES_PER_CHAR,
+            link_bytes=DIRECT_LINK_JSON_BYTES,
             uses={
                 part.name
                 for text in (title, description)
