@@ -220,6 +220,7 @@ def test_secrets_and_configmaps_are_granted_by_name_only(values: list[str]) -> N
         "argocd-cm",
         "argocd-notifications-secret",
         "argocd-notifications-secret-argobridge",
+        "argobridge-relay-config",  # the relay's config Secret, in the release namespace
     }
     assert names == expected | ({"backstage-ca"} if "rbac.caBundleSecrets={backstage-ca}" in values else set())
     creates = [rule for rule in rules if "create" in rule["verbs"]]
