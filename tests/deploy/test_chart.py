@@ -229,7 +229,14 @@ def test_secrets_and_configmaps_are_granted_by_name_only(values: list[str]) -> N
 
 def test_namespaced_install_grants_nothing_cluster_wide() -> None:
     docs = documents(render_chart("--set", "watchNamespaces={argocd,apps}"))
-    assert sorted(role["metadata"]["namespace"] for role in of_kind(docs, "Role")) == ["apps", "argocd"]
+    roles = sorted((role["metadata"]["namespace"], role["metadata"]["name"]) for role in of_kind(docs, "Role"))
+    # The served namespaces, and the relay's config Secret (relay and operator) in the release namespace.
+    assert roles == [
+        ("apps", "argobridge"),
+        ("argobridge", "argobridge-relay"),
+        ("argobridge", "argobridge-relay-config"),
+        ("argocd", "argobridge"),
+    ]
     assert of_kind(docs, "ClusterRole") == [] and of_kind(docs, "ClusterRoleBinding") == []
     args = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=argocd" in args and "--namespace=apps" in args
