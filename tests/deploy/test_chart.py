@@ -257,8 +257,10 @@ def test_namespaced_install_grants_nothing_cluster_wide() -> None:
             "--set",
             "backstage.namespace=other-team,backstage.restartDeployment=web",
         ],
+        ["--set", "relay.persistence.enabled=false,relay.replicas=3"],
+        ["--set", "relay.enabled=false"],
     ],
-    ids=["default", "namespaced-leader", "annotations-no-metrics", "backstage-restart"],
+    ids=["default", "namespaced-leader", "annotations-no-metrics", "backstage-restart", "relay-emptydir", "no-relay"],
 )
 def test_rendered_chart_passes_server_side_dry_run(chart_install: ChartInstall, values: list[str]) -> None:
     api = dynamic.DynamicClient(chart_install.admin)

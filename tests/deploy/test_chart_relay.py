@@ -341,6 +341,23 @@ def test_the_relay_reads_the_operators_key_under_its_own_rbac(
     assert refused.value.status == 403
 
 
+def test_every_call_the_relay_made_was_a_get_of_its_config_secret(
+    chart_install: ChartInstall, operator_key: dict[str, Any]
+) -> None:
+    """The apiserver's audit log: the relay's token read its one Secret, was allowed, and did nothing else."""
+    wait_for(lambda: chart_install.relay.bridge_status("argocd-a", "backstage"), timeout=30, what="relay config read")
+    calls: set[tuple[str, str, str, int]] = set()
+    for line in chart_install.plane.audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if event["user"]["username"] != chart_install.relay_user:
+            continue
+        ref = event.get("objectRef") or {}
+        calls.add((event["verb"], ref.get("resource", ""), ref.get("name", ""), event["responseStatus"]["code"]))
+    # The refused patch is the test above, made with the relay's token on purpose.
+    calls.discard(("patch", "secrets", RELAY_CONFIG_SECRET, 403))
+    assert calls == {("get", "secrets", RELAY_CONFIG_SECRET, 200)}
+
+
 def test_helm_upgrade_keeps_the_keys_the_operator_wrote(
     chart_install: ChartInstall, operator_key: dict[str, Any], tmp_path: Path
 ) -> None:
