@@ -388,3 +388,26 @@ def test_helm_upgrade_keeps_the_keys_the_operator_wrote(
     assert config_keys(chart_install) == {BRIDGE_KEY: operator_key}
     managers = {entry.manager for entry in secret.metadata.managed_fields}
     assert BRIDGE_MANAGER in managers
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([], "keeps its outbox on a 1Gi PersistentVolumeClaim"),
+        (["--set", "relay.persistence.enabled=false"], "pending and the\ndelivery counters are lost"),
+        (["--set", "relay.enabled=false"], "No delivery relay (relay.enabled=false): every bridge delivers directly"),
+    ],
+    ids=["persistent", "emptydir", "disabled"],
+)
+def test_install_notes_say_what_the_relay_keeps(chart_install: ChartInstall, values: list[str], expected: str) -> None:
+    output = helm(
+        "install",
+        "notes",
+        str(CHART),
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--dry-run=server",
+        *values,
+        kubeconfig=chart_install.plane.kubeconfig,
+    )
+    assert expected in output.split("NOTES:", 1)[1]
