@@ -25,6 +25,7 @@ from argobridge_dev.argocd_install import install_argocd_objects
 from argobridge_dev.chart import CHART, helm
 from argobridge_dev.controlplane import ControlPlane, free_port
 from argobridge_dev.engine import argocd_crd_documents
+from argobridge_dev.relayproc import RelayProcess
 from tests.conftest import FIGURES, wait_for
 
 RELEASE = "argobridge"
@@ -34,6 +35,8 @@ GITOPS_NAMESPACE = "gitops-a"  # an OpenShift GitOps namespace (ArgoCD resource,
 OTHER_NAMESPACE = "other-team"
 UNRELATED_SECRET = "database-credentials"
 POD_NAME = "argobridge-7d9f8c6b5-x2k4p"
+RELAY = f"{RELEASE}-relay"
+RELAY_CONFIG_SECRET = f"{RELAY}-config"
 
 
 @dataclass
@@ -46,6 +49,9 @@ class ChartInstall:
     metrics_port: int
     health_port: int
     log: Path
+    operator_env: dict[str, str]  # the operator container's environment as the chart rendered it
+    relay: RelayProcess  # a real relay authenticated as the chart's relay ServiceAccount
+    relay_user: str
 
 
 def enforce_restricted(core: client.CoreV1Api, name: str) -> None:
@@ -147,8 +153,21 @@ def chart_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartIns
             RELEASE, RELEASE_NAMESPACE, {"spec": {"expirationSeconds": 3600}}
         )
         operator_kubeconfig = kubeconfig_with_token(plane, minted.status.token, workdir / "operator.kubeconfig")
+        # The chart's relay as a process here (no kubelet): its own ServiceAccount's token, the chart's
+        # config Secret. The operator reaches it on loopback instead of the in-cluster DNS names.
+        relay_token = core.create_namespaced_service_account_token(
+            RELAY, RELEASE_NAMESPACE, {"spec": {"expirationSeconds": 3600}}
+        )
+        relay_kubeconfig = kubeconfig_with_token(plane, relay_token.status.token, workdir / "relay.kubeconfig")
+        relay = RelayProcess(
+            workdir / "relay",
+            config_secret=f"{RELEASE_NAMESPACE}/{RELAY_CONFIG_SECRET}",
+            kubeconfig=relay_kubeconfig,
+            replica=f"{RELAY}-0",
+        ).start()
         log = workdir / "operator.log"
         process_env = {**os.environ, **env, "KUBECONFIG": str(operator_kubeconfig), "ARGOBRIDGE_RESYNC_SECONDS": "3"}
+        process_env |= {"ARGOBRIDGE_RELAY_URL": relay.url, "ARGOBRIDGE_RELAY_STATUS_URLS": relay.status_url}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "argobridge.commands.cli", *args],
@@ -177,6 +196,9 @@ def chart_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartIns
                 metrics_port=metrics_port,
                 health_port=health_port,
                 log=log,
+                operator_env=env,
+                relay=relay,
+                relay_user=f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELAY}",
             )
         finally:
             proc.terminate()
@@ -184,5 +206,6 @@ def chart_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartIns
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            relay.stop()
     finally:
         plane.stop()

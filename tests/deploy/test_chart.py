@@ -220,6 +220,7 @@ def test_secrets_and_configmaps_are_granted_by_name_only(values: list[str]) -> N
         "argocd-cm",
         "argocd-notifications-secret",
         "argocd-notifications-secret-argobridge",
+        "argobridge-relay-config",  # the relay's config Secret, in the release namespace
     }
     assert names == expected | ({"backstage-ca"} if "rbac.caBundleSecrets={backstage-ca}" in values else set())
     creates = [rule for rule in rules if "create" in rule["verbs"]]
@@ -228,7 +229,14 @@ def test_secrets_and_configmaps_are_granted_by_name_only(values: list[str]) -> N
 
 def test_namespaced_install_grants_nothing_cluster_wide() -> None:
     docs = documents(render_chart("--set", "watchNamespaces={argocd,apps}"))
-    assert sorted(role["metadata"]["namespace"] for role in of_kind(docs, "Role")) == ["apps", "argocd"]
+    roles = sorted((role["metadata"]["namespace"], role["metadata"]["name"]) for role in of_kind(docs, "Role"))
+    # The served namespaces, and the relay's config Secret (relay and operator) in the release namespace.
+    assert roles == [
+        ("apps", "argobridge"),
+        ("argobridge", "argobridge-relay"),
+        ("argobridge", "argobridge-relay-config"),
+        ("argocd", "argobridge"),
+    ]
     assert of_kind(docs, "ClusterRole") == [] and of_kind(docs, "ClusterRoleBinding") == []
     args = of_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=argocd" in args and "--namespace=apps" in args
@@ -249,8 +257,10 @@ def test_namespaced_install_grants_nothing_cluster_wide() -> None:
             "--set",
             "backstage.namespace=other-team,backstage.restartDeployment=web",
         ],
+        ["--set", "relay.persistence.enabled=false,relay.replicas=3"],
+        ["--set", "relay.enabled=false"],
     ],
-    ids=["default", "namespaced-leader", "annotations-no-metrics", "backstage-restart"],
+    ids=["default", "namespaced-leader", "annotations-no-metrics", "backstage-restart", "relay-emptydir", "no-relay"],
 )
 def test_rendered_chart_passes_server_side_dry_run(chart_install: ChartInstall, values: list[str]) -> None:
     api = dynamic.DynamicClient(chart_install.admin)

@@ -53,6 +53,10 @@ def chart_values(uid: int = 1000650000, **extra: str) -> list[str]:
         "image.tag": operator_image.TAG.rsplit(":", 1)[1],
         "podSecurityContext.runAsUser": str(uid),
         "podSecurityContext.runAsGroup": "0",
+        "relay.podSecurityContext.runAsUser": str(uid),
+        "relay.podSecurityContext.runAsGroup": "0",
+        # The hand-made kind node has no storage provisioner: the relay's outbox on an emptyDir.
+        "relay.persistence.enabled": "false",
         **extra,
     }
     flags: list[str] = []

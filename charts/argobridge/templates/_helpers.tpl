@@ -95,3 +95,61 @@ exactly these rules and check that a call outside them is refused).
   resources: [routes]
   verbs: [get]
 {{- end }}
+
+{{/*
+The delivery relay's objects. Its pods carry their own app.kubernetes.io/name, so the operator's
+Deployment, metrics Service and ServiceMonitor (which select name and instance) never match them.
+The full name is cut to 40 characters: "-relay-headless" and a StatefulSet's revision-hash label
+must still fit in 63.
+*/}}
+{{- define "argobridge.relay.fullname" -}}
+{{- printf "%s-relay" (include "argobridge.fullname" . | trunc 40 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "argobridge.relay.headlessName" -}}
+{{- printf "%s-headless" (include "argobridge.relay.fullname" .) }}
+{{- end }}
+
+{{- define "argobridge.relay.configSecretName" -}}
+{{- printf "%s-config" (include "argobridge.relay.fullname" .) }}
+{{- end }}
+
+{{- define "argobridge.relay.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "argobridge.name" . }}-relay
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "argobridge.relay.labels" -}}
+{{ include "argobridge.relay.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: relay
+app.kubernetes.io/part-of: argobridge
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{- define "argobridge.relay.serviceAccountName" -}}
+{{- if .Values.relay.serviceAccount.create }}
+{{- default (include "argobridge.relay.fullname" .) .Values.relay.serviceAccount.name }}
+{{- else }}
+{{- required "relay.serviceAccount.name is required when relay.serviceAccount.create is false" .Values.relay.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's three relay settings (see RELAY_CONTRACT.md); absent without the relay, so bridges stay Direct. */}}
+{{- define "argobridge.relay.operatorEnv" -}}
+{{- $relay := include "argobridge.relay.fullname" . }}
+{{- $headless := include "argobridge.relay.headlessName" . }}
+{{- $ns := .Release.Namespace }}
+{{- $statusPort := .Values.relay.ports.status }}
+{{- $urls := list }}
+{{- range $i := until (int .Values.relay.replicas) }}
+{{- $urls = append $urls (printf "http://%s-%d.%s.%s.svc:%d" $relay $i $headless $ns (int $statusPort)) }}
+{{- end }}
+- name: ARGOBRIDGE_RELAY_URL
+  value: {{ printf "http://%s.%s.svc:%d" $relay $ns (int .Values.relay.ports.ingress) | quote }}
+- name: ARGOBRIDGE_RELAY_CONFIG_SECRET
+  value: {{ printf "%s/%s" $ns (include "argobridge.relay.configSecretName" .) | quote }}
+- name: ARGOBRIDGE_RELAY_STATUS_URLS
+  value: {{ join "," $urls | quote }}
+{{- end }}
