@@ -85,11 +85,17 @@ class OperatorProcess:
             time.sleep(0.2)
         return self
 
-    def healthy(self) -> bool:
+    def health(self, path: str = "/healthz") -> tuple[int, str] | None:
+        """The health endpoint's status and body, or None while nothing answers."""
         try:
-            return httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2.0).status_code == 200
+            response = httpx.get(f"http://127.0.0.1:{self.health_port}{path}", timeout=2.0)
         except httpx.HTTPError:
-            return False
+            return None
+        return response.status_code, response.text
+
+    def healthy(self) -> bool:
+        answer = self.health()
+        return answer is not None and answer[0] == 200
 
     def alive(self) -> bool:
         """True while it runs; raises with the end of its log once it has exited."""
