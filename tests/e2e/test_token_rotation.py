@@ -10,8 +10,6 @@ Backstage process, with the tokens the mirror Secret holds then, in behind a sta
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +30,7 @@ from argobridge_dev.argocd_install import install_argocd_objects
 from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import ControlPlane
 from argobridge_dev.engine import NotificationsController
+from argobridge_dev.operatorproc import OperatorProcess
 from tests.conftest import wait_for
 from tests.e2e.conftest import Rig, create_default_project
 from tests.e2e.service_proxy import ServiceProxy
@@ -42,53 +41,6 @@ DEPLOYMENT = "backstage"
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class OperatorProcess:
-    """`argobridge run --debug` for one namespace and one shard, as a killable process."""
-
-    def __init__(self, kubeconfig: Path, namespace: str, shard: str, log_path: Path) -> None:
-        self.args = [
-            str(Path(sys.executable).parent / "argobridge"),
-            "run",
-            "-n",
-            namespace,
-            "--liveness",
-            "",
-            "--debug",
-        ]
-        self.env = dict(
-            os.environ,
-            KUBECONFIG=str(kubeconfig),
-            ARGOBRIDGE_SHARD=shard,
-            ARGOBRIDGE_RESYNC_SECONDS="3",
-            ARGOBRIDGE_LOG_FORMAT="plain",
-            ARGOBRIDGE_METRICS_PORT="0",
-        )
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> OperatorProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs, exactly like an OOM kill or a node failure."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 class BackstageKubelet(threading.Thread):
@@ -250,7 +202,10 @@ def rotation(
         },
     )
     logs = tmp_path_factory.mktemp("rotation")
-    operator = OperatorProcess(control_plane.kubeconfig, namespace, shard, logs / "operator.log").start()
+    # --debug: the test proves that no token reaches even a debug-level log.
+    operator = OperatorProcess(
+        control_plane.kubeconfig, shard, logs / "operator.log", namespaces=[namespace], debug=True
+    ).start()
     kubelet = BackstageKubelet(backstage_ns, service, logs)
     controller = NotificationsController(control_plane.kubeconfig, namespace, logs / "controller.log")
     try:
