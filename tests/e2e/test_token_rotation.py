@@ -31,6 +31,7 @@ from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import ControlPlane
 from argobridge_dev.engine import NotificationsController
 from argobridge_dev.operatorproc import OperatorProcess
+from argobridge_dev.relayproc import RelayProcess
 from tests.conftest import wait_for
 from tests.e2e.conftest import Rig, create_default_project
 from tests.e2e.service_proxy import ServiceProxy
@@ -133,9 +134,16 @@ class EventStream(threading.Thread):
 
 
 class RotationRig(Rig):
-    def __init__(self, *args: Any, operator: OperatorProcess, kubelet: BackstageKubelet, service: ServiceProxy) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        operator: OperatorProcess,
+        kubelet: BackstageKubelet,
+        service: ServiceProxy,
+        relay: RelayProcess | None = None,
+    ) -> None:
         super().__init__(*args)
-        self.operator, self.kubelet, self.service = operator, kubelet, service
+        self.operator, self.kubelet, self.service, self.relay = operator, kubelet, service, relay
 
     def mirror(self) -> tuple[str, str]:
         return self.kubelet.tokens()
@@ -154,15 +162,31 @@ class RotationRig(Rig):
         }
 
 
-@pytest.fixture(scope="module")
+RELAY_CONFIG = "argobridge-relay-config"
+
+
+@pytest.fixture(scope="module", params=["Direct", "Relay"])
 def rotation(
-    control_plane: ControlPlane, crds: list[str], argocd_crds: list[str], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    crds: list[str],
+    argocd_crds: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RotationRig]:
+    """Direct: Argo CD posts to Backstage. Relay: through a real relay process, which must accept the
+    token Argo CD holds at every moment of a rotation and forward with one Backstage accepts."""
     core, custom, apps = client.CoreV1Api(), client.CustomObjectsApi(), client.AppsV1Api()
     suffix = uuid.uuid4().hex[:6]
     namespace, backstage_ns, shard = f"argocd-rot-{suffix}", f"backstage-{suffix}", f"rotation-{suffix}"
     for name in (namespace, backstage_ns):
         core.create_namespace({"metadata": {"name": name}})
+    logs = tmp_path_factory.mktemp("rotation")
+    relay, relay_env = None, {}
+    if request.param == "Relay":
+        core.create_namespaced_secret(backstage_ns, {"metadata": {"name": RELAY_CONFIG}})
+        config = f"{backstage_ns}/{RELAY_CONFIG}"
+        relay = RelayProcess(logs / "relay", config_secret=config, kubeconfig=control_plane.kubeconfig).start()
+        relay_env = {"ARGOBRIDGE_RELAY_URL": relay.url, "ARGOBRIDGE_RELAY_CONFIG_SECRET": config}
     install_argocd_objects(core, namespace)
     create_default_project(custom, namespace)
     labels = {"app": "backstage"}
@@ -194,6 +218,7 @@ def rotation(
                 "backstage": {"url": f"http://127.0.0.1:{port}"},
                 "argocd": {"url": "https://argocd.example.com"},
                 "events": [{"event": "SyncSucceeded"}],
+                "delivery": {"mode": request.param},
                 "token": {
                     "mirror": {"namespace": backstage_ns, "name": MIRROR, "restartDeployment": DEPLOYMENT},
                     "rotation": {"gracePeriod": "15s"},
@@ -201,10 +226,9 @@ def rotation(
             },
         },
     )
-    logs = tmp_path_factory.mktemp("rotation")
     # --debug: the test proves that no token reaches even a debug-level log.
     operator = OperatorProcess(
-        control_plane.kubeconfig, shard, logs / "operator.log", namespaces=[namespace], debug=True
+        control_plane.kubeconfig, shard, logs / "operator.log", env=relay_env, namespaces=[namespace], debug=True
     ).start()
     kubelet = BackstageKubelet(backstage_ns, service, logs)
     controller = NotificationsController(control_plane.kubeconfig, namespace, logs / "controller.log")
@@ -215,12 +239,16 @@ def rotation(
         kubelet.start()
         controller.start()
         assert kubelet.pod is not None
-        yield RotationRig(namespace, kubelet.pod, controller, operator=operator, kubelet=kubelet, service=service)
+        yield RotationRig(
+            namespace, kubelet.pod, controller, operator=operator, kubelet=kubelet, service=service, relay=relay
+        )
     finally:
         kubelet.stop()
         operator.stop()
         controller.stop()
         service.stop()
+        if relay is not None:
+            relay.stop()
 
 
 def _mirror_exists(core: client.CoreV1Api, namespace: str) -> bool:
@@ -312,12 +340,19 @@ def test_two_rotations_one_with_the_operator_killed_lose_no_event(rotation: Rota
     assert rig.delivered() == sent, "count sent = count received, nothing extra"
     rejected = [line for line in rig.controller.log_lines() if "401" in str(line.get("msg", ""))]
     assert rejected == [], "no delivery may be rejected for its token"
+    mode = "Direct"
+    if rig.relay is not None:
+        mode = "Relay"
+        counts = rig.relay.bridge_status(rig.namespace, "backstage")
+        assert (counts["rejected"], counts["deadLettered"], counts["pending"]) == (0, 0, 0), counts
+        assert counts["delivered"] >= len(sent)
     figures.append(
-        f"rotation: {len(sent)} events sent = received across 2 rotations (operator killed in the second);"
+        f"rotation ({mode}): {len(sent)} events sent = received across 2 rotations (operator killed in the second);"
         f" first rotation {first_done:.0f}s; Backstage rollouts {', '.join(f'{s:.0f}s' for s in rig.kubelet.rollouts)}"
     )
     # Debug-level operator log across everything above: not one of the three tokens.
     log = rig.operator.log()
     assert "is invoked" in log, "the log must really be at debug level (kopf logs handler invocations there)"
+    relay_log = rig.relay.log() if rig.relay is not None else ""
     for token in (first, second, third):
-        assert token not in log
+        assert token not in log and token not in relay_log
