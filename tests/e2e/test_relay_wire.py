@@ -122,10 +122,12 @@ def test_relay_mode_bridge_delivers_a_sync_failure_to_backstage_through_the_rela
     ingress = f"{world.relay.url}/v1/bridges/{rig.namespace}/backstage/notifications"
     wait_for(lambda: world.delivery().get("mode") == "Relay", timeout=60, what="status.delivery.mode Relay")
     assert "reason" not in world.delivery()
-    assert wait_for(lambda: world.service()["url"] == ingress and world.service(), what="Argo CD pointed at the relay")
+    assert wait_for(
+        lambda: world.service()["url"] == ingress and world.service(), timeout=60, what="Argo CD pointed at the relay"
+    )
     assert {"name": "Authorization", "value": "Bearer $backstage-token"} in world.service()["headers"]
 
-    entry = wait_for(world.entry, what="the bridge's entry in the relay's config Secret")
+    entry = wait_for(world.entry, timeout=60, what="the bridge's entry in the relay's config Secret")
     assert entry["url"] == f"{rig.backstage.url}/api/notifications/notifications"
     assert entry["token"] == rig.token() and entry["acceptTokens"] == []
     assert entry["retryForSeconds"] == 86400.0 and entry["attemptTimeoutSeconds"] == 10.0
@@ -141,10 +143,11 @@ def test_relay_mode_bridge_delivers_a_sync_failure_to_backstage_through_the_rela
     rig.create_app("shop-relayed")
     time.sleep(1)
     rig.set_status("shop-relayed", "Failed", "Degraded", "sync failed: through the relay", started=now())
-    failed = rig.wait_received("alice", "shop-relayed", "SyncFailed", timeout=90)
+    failed = rig.wait_received("alice", "shop-relayed", "SyncFailed", timeout=150)
     assert "through the relay" in failed["payload"]["description"]
     counts = wait_for(
         lambda: (entry := world.relay.bridge_status(rig.namespace, "backstage")).get("delivered", 0) >= 1 and entry,
+        timeout=60,
         what="the relay counting its delivery",
     )
     assert counts["pending"] == 0 and counts["deadLettered"] == 0
