@@ -234,9 +234,9 @@ async def on_applications_changed(namespace: str, name: str, status: kopf.Status
 def on_relay_status(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
     """Copy the relay's figures into status.delivery; no API call at all while they are unchanged."""
     urls = Settings.from_env().relay_status_urls
-    # TODO(lead, t14-wire): run only when core.deliveryplan says the bridge's effective mode is Relay;
-    # until that lands, an operator told where the relay's status is treats every bridge as Relay mode.
-    if not urls:
+    # Only bridges the reconcile put in Relay mode: in Direct mode the relay knows nothing of them.
+    delivery = (body.get("status") or {}).get("delivery") or {}
+    if not urls or delivery.get("mode") != "Relay":
         return
     plan = relay_status.plan_for(body, urls)
     if plan.patch is not None or plan.notice is not None:
