@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from argobridge.core.deliveryplan import DeliveryPlan, delivery_status
-from argobridge.core.relaystatus import direct_condition
 from argobridge.core.ownership import field_manager
 from argobridge.core.relayconfig import entry_key, entry_needs_write, relay_entry
+from argobridge.core.relaystatus import direct_condition
 from argobridge.core.spec import BridgeSpec, DeliveryMode
 from argobridge.core.status import Notice, ReconcileReport
 from argobridge.kube import mirror, relayconfig, secrets
