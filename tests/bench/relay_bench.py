@@ -35,7 +35,7 @@ from argobridge_dev.relayproc import RelayProcess
 
 # Never printed, never written to the JSON: the relay's log is checked for it at the end.
 TOKEN = "relay-bench-token-3f9c2a7d61"
-INGRESS_CONCURRENCY = 32
+INGRESS_CONCURRENCY = 16
 TARGET_INGRESS_PER_S = 500.0
 TARGET_ACK_P99_MS = 50.0
 TARGET_CATCHUP_SHARE = 0.80
@@ -83,6 +83,11 @@ def proc_status_mb(pid: int, key: str) -> float:
     match = re.search(rf"^{key}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
     assert match is not None, f"no {key} in /proc/{pid}/status"
     return int(match.group(1)) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def ingest(url: str, scopes: list[str], concurrency: int) -> dict[str, Any]:
@@ -158,7 +163,9 @@ def run_ingress_and_rss(workdir: Path, requests: int, pending_for_rss: int) -> d
         url = ingress_url(relay, "bench.a")
         rss_idle = proc_status_mb(pid, "VmRSS")
         asyncio.run(ingest(url, [f"warm-{i}" for i in range(300)], INGRESS_CONCURRENCY))
+        cpu_before = cpu_seconds(pid)
         measured = asyncio.run(ingest(url, [f"a-{i}" for i in range(requests)], INGRESS_CONCURRENCY))
+        relay_cpu = cpu_seconds(pid) - cpu_before
         latencies = measured.pop("latencies")
         figures: dict[str, Any] = {
             "requests": requests,
@@ -168,6 +175,8 @@ def run_ingress_and_rss(workdir: Path, requests: int, pending_for_rss: int) -> d
             "ack_p50_ms": percentile(latencies, 0.50) * 1000,
             "ack_p99_ms": percentile(latencies, 0.99) * 1000,
             "ack_max_ms": max(latencies) * 1000,
+            "relay_cpu_ms_per_ack": relay_cpu * 1000 / max(1, measured["acknowledged"]),
+            "load_average_1m": os.getloadavg()[0],
         }
         already = relay.bridge_status("bench", "a").get("pending", 0)
         more = max(0, pending_for_rss - already)

@@ -17,6 +17,7 @@ import random
 import signal
 import socket
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,37 @@ import httpx
 from aiohttp import web
 
 from argobridge.core import backstage_limits
-from argobridge.core.delivery import Answer, Outcome, coalesce_key, decide, expired
-from argobridge.outbox.store import Outbox
+from argobridge.core.delivery import (
+    Answer,
+    Outcome,
+    backstage_failing,
+    coalesce_key,
+    decide,
+    expired,
+    probe_delay_seconds,
+)
+from argobridge.outbox.commits import GroupCommit
+from argobridge.outbox.store import Item, Outbox
 
 log = logging.getLogger("argobridge.relay")
 Bridges = dict[str, dict[str, Any]]
+
+# POSTs in flight per bridge while its Backstage answers: one at a time caps catch-up at 1/latency,
+# far below what Backstage takes (see `make bench`); a bound keeps a returning Backstage from a stampede.
+DELIVERY_CONCURRENCY = 16
+# While a bridge's Backstage fails, how often its waiting notifications are checked against retryFor.
+EXPIRY_CHECK_SECONDS = 10.0
+
+
+@dataclass
+class BridgeDelivery:
+    """Delivery state of one bridge, in memory only (after a restart every bridge starts as healthy)."""
+
+    in_flight: set[int] = field(default_factory=set)
+    failures: int = 0  # consecutive attempts that said Backstage is unwell; 0: deliver at full concurrency
+    probe_at: float = 0.0  # while failing: when the next single probe may go
+    failed_config: dict[str, Any] | None = None  # the entry that failed; a changed entry is tried at once
+    expiry_checked: float = 0.0
 
 
 def parse_secret_data(data: dict[str, Any] | None) -> Bridges:
@@ -54,6 +81,9 @@ class Relay:
         self.last_error: dict[str, str] = {}
         self.wake = asyncio.Event()
         self.stopping = False
+        self.writes = GroupCommit(self.outbox)
+        self.deliveries: dict[str, BridgeDelivery] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _auth(self, bridge: dict[str, Any], header: str) -> bool:
         if not header.startswith("Bearer "):
@@ -88,9 +118,7 @@ class Relay:
         ):
             return web.json_response({"error": "expected a JSON object with recipients and payload"}, status=400)
         try:
-            item_id, coalesced = await asyncio.to_thread(
-                self.outbox.add, key, coalesce_key(key, body), body, time.time()
-            )
+            item_id, coalesced = await self.writes.add(key, coalesce_key(key, body), body, time.time())
         except Exception as error:
             log.error("cannot store: %s", type(error).__name__)
             return web.json_response({"error": "cannot store"}, status=503)
@@ -124,52 +152,113 @@ class Relay:
         return {"replica": self.replica, "bridges": out}
 
     async def deliver_forever(self) -> None:
-        async with httpx.AsyncClient() as http:
+        limits = httpx.Limits(max_connections=4 * DELIVERY_CONCURRENCY, max_keepalive_connections=DELIVERY_CONCURRENCY)
+        async with httpx.AsyncClient(limits=limits) as http:
+            orphans: list[str] = []
+            orphans_read = float("-inf")
             while not self.stopping:
+                self.wake.clear()  # before looking, so a wake during the round is not lost
+                if time.monotonic() - orphans_read > 1.0:
+                    orphans = [k for k in await asyncio.to_thread(self.outbox.bridges) if k not in self.bridges]
+                    orphans_read = time.monotonic()
                 worked = False
-                for key in list(self.bridges) + [k for k in self.outbox.pending() if k not in self.bridges]:
+                for key in list(self.bridges) + orphans:
                     worked |= await self._deliver_bridge(http, key)
                 if not worked:
-                    self.wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+            if self._tasks:  # attempts under way when asked to stop: a short grace, then they stay pending
+                _done, late = await asyncio.wait(set(self._tasks), timeout=3.0)
+                for task in late:
+                    task.cancel()
 
     async def _deliver_bridge(self, http: httpx.AsyncClient, key: str) -> bool:
+        """Start attempts for a bridge's due items, up to its free slots; whether any was started.
+
+        A healthy bridge has DELIVERY_CONCURRENCY slots. After an answer that says Backstage is unwell
+        (see core.delivery.backstage_failing) it has one, used by a single probe per probe delay, and the
+        other items wait without attempts; the first good answer restores every slot. Coalescing stays
+        the store's (one row per key; a newer body replaces the row while an older one is in flight, and
+        Item.revision keeps the newer one pending).
+        """
+        bridge = self.bridges.get(key)
+        if bridge is None:
+            return await self._deliver_unknown_bridge(key)
+        state = self.deliveries.setdefault(key, BridgeDelivery())
+        now = time.time()
+        if state.failures and bridge != state.failed_config:
+            state.failures = 0  # a new URL, token or CA: try it now rather than after the probe delay
+        if state.failures:
+            if now - state.expiry_checked > EXPIRY_CHECK_SECONDS:
+                state.expiry_checked = now
+                retry_for = float(bridge.get("retryForSeconds", 86400))
+                await self.writes.expire(key, now - retry_for, now, "retryFor passed while Backstage failed")
+            if now < state.probe_at:
+                return False
+        free = (1 if state.failures else DELIVERY_CONCURRENCY) - len(state.in_flight)
+        if free <= 0:
+            return False
+        due = await asyncio.to_thread(self.outbox.due, key, now, free + len(state.in_flight))
+        items = [item for item in due if item.id not in state.in_flight][:free]
+        for item in items:
+            state.in_flight.add(item.id)
+            task = asyncio.create_task(self._deliver_one(http, key, bridge, item, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return bool(items)
+
+    async def _deliver_one(
+        self, http: httpx.AsyncClient, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery
+    ) -> None:
+        try:
+            answer = await self._deliver_item(http, key, bridge, item)
+        except Exception as error:  # the item stays pending; treated as a failing Backstage
+            log.error("delivery of an item of %s failed: %s", key, type(error).__name__)
+            answer = Answer(None, "", type(error).__name__)
+        finally:
+            state.in_flight.discard(item.id)
+            self.wake.set()
+        if backstage_failing(answer):
+            state.failures += 1
+            state.failed_config = bridge
+            state.probe_at = time.time() + probe_delay_seconds(answer, state.failures, random.random())
+        else:
+            state.failures = 0
+
+    async def _deliver_item(self, http: httpx.AsyncClient, key: str, bridge: dict[str, Any], item: Item) -> Answer:
+        """One attempt of one item and its recorded result (final, or rescheduled with backoff)."""
+        now = time.time()
+        scope = item.body.get("payload", {}).get("scope")
+        answer = await self._attempt(http, bridge, item.body)
+        outcome, when = decide(
+            answer,
+            received_at=item.received_at,
+            now=time.time(),
+            attempts=item.attempts + 1,
+            retry_for_seconds=float(bridge.get("retryForSeconds", 86400)),
+            random_fraction=random.random(),
+        )
+        if outcome is Outcome.HOLD:
+            self.held[key] = f"Backstage answered {answer.status}"
+        elif answer.status is not None:
+            self.held.pop(key, None)
+        if outcome.final:
+            await self.writes.finish(item.id, key, outcome.value, time.time(), scope, answer.error, item.revision)
+        else:
+            self.last_error[key] = answer.error or f"Backstage answered {answer.status}"
+            await self.writes.reschedule(item.id, when or now, self.last_error[key])
+        return answer
+
+    async def _deliver_unknown_bridge(self, key: str) -> bool:
+        """Items of a bridge no longer configured: kept for retryFor's default in case it comes back."""
         now = time.time()
         items = await asyncio.to_thread(self.outbox.due, key, now, 50)
-        bridge = self.bridges.get(key)
         for item in items:
             scope = item.body.get("payload", {}).get("scope")
-            if bridge is None:
-                if expired(item.received_at, now, 86400.0):
-                    await asyncio.to_thread(
-                        self.outbox.finish, item.id, key, "deadLettered", now, scope, "bridge unknown"
-                    )
-                else:
-                    await asyncio.to_thread(self.outbox.reschedule, item.id, now + 30.0, "bridge unknown")
-                continue
-            answer = await self._attempt(http, bridge, item.body)
-            outcome, when = decide(
-                answer,
-                received_at=item.received_at,
-                now=time.time(),
-                attempts=item.attempts + 1,
-                retry_for_seconds=float(bridge.get("retryForSeconds", 86400)),
-                random_fraction=random.random(),
-            )
-            if outcome is Outcome.HOLD:
-                self.held[key] = f"Backstage answered {answer.status}"
-            elif answer.status is not None:
-                self.held.pop(key, None)
-            if outcome.final:
-                await asyncio.to_thread(
-                    self.outbox.finish, item.id, key, outcome.value, time.time(), scope, answer.error
-                )
+            if expired(item.received_at, now, 86400.0):
+                await self.writes.finish(item.id, key, "deadLettered", now, scope, "bridge unknown")
             else:
-                self.last_error[key] = answer.error or f"Backstage answered {answer.status}"
-                await asyncio.to_thread(self.outbox.reschedule, item.id, when or now, self.last_error[key])
-                if outcome is Outcome.HOLD:
-                    break
+                await self.writes.reschedule(item.id, now + 30.0, "bridge unknown")
         return bool(items)
 
     async def _attempt(self, http: httpx.AsyncClient, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
