@@ -7,8 +7,9 @@ proof 6) and writes the same to JSON.
   stores them (SQLite WAL, synchronous=FULL: each 202 follows a durable commit), from a concurrent client,
   each with its own scope so that nothing coalesces; and the 99th percentile of the acknowledgement time.
 - catch-up: 1,000 pending notifications with distinct scopes, delivered once Backstage is back, against
-  the raw rate of the same Backstage for the same bodies POSTed directly at the relay's own delivery
-  concurrency, in the same run.
+  the raw rate of the same Backstage for bodies of the same shape (their own scopes, so that they create
+  rather than update) POSTed directly at the relay's own delivery concurrency, in the same run, just
+  before and just after the relay's turn.
 - RSS: the relay process's resident memory (VmRSS of its pid: RelayProcess spawns it without a shell)
   with 10,000 notifications pending.
 """
@@ -240,7 +241,10 @@ def run_catchup(workdir: Path, pending: int) -> dict[str, Any]:
     moving = [(t, n) for t, n in samples if n > 0]
     (t_first, n_first), (t_last, n_last) = moving[0], moving[-1]
     rate = (n_last - n_first) / (t_last - t_first) if t_last > t_first else float("nan")
-    raw = max(raw_before["per_s"], raw_after["per_s"])
+    # Backstage slows down as its notifications table grows (about half the rate after 3,000 more), so
+    # the raw rate is taken just before and just after the relay's turn and averaged: the relay's 1,000
+    # land between the two, on a table of the size in between.
+    raw = (raw_before["per_s"] + raw_after["per_s"]) / 2
     return {
         "pending": pending,
         "concurrency": concurrency,
@@ -294,7 +298,8 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         out.append(
             (
                 f"catch-up of {catchup['pending']:,}: relay/s vs raw Backstage POST/s ({catchup['concurrency']} conc.)",
-                f"{catchup['relay_per_s']:.0f} vs {catchup['raw_per_s']:.0f} = {catchup['share_of_raw']:.0%}",
+                f"{catchup['relay_per_s']:.0f} vs {catchup['raw_per_s']:.0f} = {catchup['share_of_raw']:.0%}"
+                f" (raw before {catchup['raw_before']['per_s']:.0f}, after {catchup['raw_after']['per_s']:.0f})",
                 f">= {TARGET_CATCHUP_SHARE:.0%}",
                 catchup["share_of_raw"] >= TARGET_CATCHUP_SHARE and clean,
             )
