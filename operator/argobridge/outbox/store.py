@@ -81,7 +81,7 @@ class Outbox:
             self._db.execute("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
 
     def apply(self, writes: list[Write]) -> list[Any]:
-        """Run `writes` in one transaction and one commit; per write its result, or the sqlite3.Error it raised.
+        """Run `writes` in one transaction and one commit; per write its result, or the exception it raised.
 
         Nothing is acknowledged before this returns: the commit (and its fsync) comes first. A failing
         commit raises, and then none of the writes happened.
@@ -97,7 +97,7 @@ class Outbox:
                     self._db.execute("SAVEPOINT one_write")
                     try:
                         results.append(getattr(self, f"_{write.kind}")(*write.args))
-                    except sqlite3.Error as error:
+                    except Exception as error:  # this write only: the others in the group still commit
                         self._db.execute("ROLLBACK TO one_write")
                         results.append(error)
                     self._db.execute("RELEASE one_write")
@@ -110,7 +110,7 @@ class Outbox:
 
     def _one(self, kind: str, *args: Any) -> Any:
         (result,) = self.apply([Write(kind, args)])
-        if isinstance(result, sqlite3.Error):
+        if isinstance(result, Exception):
             raise result
         return result
 
