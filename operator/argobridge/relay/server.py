@@ -52,7 +52,8 @@ EXPIRY_CHECK_SECONDS = 10.0
 class BridgeDelivery:
     """Delivery state of one bridge, in memory only (after a restart every bridge starts as healthy)."""
 
-    in_flight: set[int] = field(default_factory=set)
+    in_flight: set[int] = field(default_factory=set)  # attempted and not yet recorded: not fetched again
+    posting: int = 0  # requests to Backstage under way: what the slots count
     failures: int = 0  # consecutive attempts that said Backstage is unwell; 0: deliver at full concurrency
     probe_at: float = 0.0  # while failing: when the next single probe may go
     failed_config: dict[str, Any] | None = None  # the entry that failed; a changed entry is tried at once
@@ -195,13 +196,14 @@ class Relay:
                 await self.writes.expire(key, now - retry_for, now, "retryFor passed while Backstage failed")
             if now < state.probe_at:
                 return False
-        free = (1 if state.failures else DELIVERY_CONCURRENCY) - len(state.in_flight)
+        free = (1 if state.failures else DELIVERY_CONCURRENCY) - state.posting
         if free <= 0:
             return False
         due = await asyncio.to_thread(self.outbox.due, key, now, free + len(state.in_flight))
         items = [item for item in due if item.id not in state.in_flight][:free]
         for item in items:
             state.in_flight.add(item.id)
+            state.posting += 1
             task = asyncio.create_task(self._deliver_one(http, key, bridge, item, state))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -211,13 +213,16 @@ class Relay:
         self, http: httpx.AsyncClient, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery
     ) -> None:
         try:
-            answer = await self._deliver_item(http, key, bridge, item)
-        except Exception as error:  # the item stays pending; treated as a failing Backstage
+            await self._deliver_item(http, key, bridge, item, state)
+        except Exception as error:  # the item stays pending (recorded or not, it is attempted again)
             log.error("delivery of an item of %s failed: %s", key, type(error).__name__)
-            answer = Answer(None, "", type(error).__name__)
+            self._note_answer(bridge, state, Answer(None, "", type(error).__name__))
         finally:
             state.in_flight.discard(item.id)
             self.wake.set()
+
+    def _note_answer(self, bridge: dict[str, Any], state: BridgeDelivery, answer: Answer) -> None:
+        """After an answer that says Backstage is unwell, one probe per delay; after a good one, every slot."""
         if backstage_failing(answer):
             state.failures += 1
             state.failed_config = bridge
@@ -225,11 +230,21 @@ class Relay:
         else:
             state.failures = 0
 
-    async def _deliver_item(self, http: httpx.AsyncClient, key: str, bridge: dict[str, Any], item: Item) -> Answer:
-        """One attempt of one item and its recorded result (final, or rescheduled with backoff)."""
+    async def _deliver_item(
+        self, http: httpx.AsyncClient, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery
+    ) -> Answer:
+        """One attempt of one item and its recorded result (final, or rescheduled with backoff).
+
+        The slot frees as soon as Backstage has answered: the next POST need not wait for this one's commit.
+        """
         now = time.time()
         scope = item.body.get("payload", {}).get("scope")
-        answer = await self._attempt(http, bridge, item.body)
+        try:
+            answer = await self._attempt(http, bridge, item.body)
+        finally:
+            state.posting -= 1
+            self.wake.set()
+        self._note_answer(bridge, state, answer)
         outcome, when = decide(
             answer,
             received_at=item.received_at,
