@@ -100,3 +100,12 @@ def test_concurrent_writes_share_commits_and_each_gets_its_own_result(tmp_path: 
     assert len({item_id for item_id, _ in results}) == 150
     box.close()
     assert len(Outbox(tmp_path).due("ns.b", now=2.0, limit=1000)) == 150
+
+
+def test_make_due_brings_chosen_items_forward_and_never_pushes_one_back(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    ids = [box.add("ns.b", key, {"payload": {"title": key}}, now=1.0)[0] for key in ("probed", "backed-off", "due")]
+    box.reschedule(ids[0], 500.0, "connection refused")
+    box.reschedule(ids[1], 500.0, "Backstage answered 500")
+    assert box.make_due([ids[0], ids[2]], now=10.0) == 1  # "due" was due already: left as it was
+    assert [i.body["payload"]["title"] for i in box.due("ns.b", now=10.0, limit=10)] == ["probed", "due"]

@@ -63,6 +63,11 @@ class GroupCommit:
         count: int = await self.write("expire", bridge, received_before, now, reason)
         return count
 
+    async def make_due(self, item_ids: list[int], now: float) -> int:
+        """Outbox.make_due, group-committed."""
+        count: int = await self.write("make_due", item_ids, now)
+        return count
+
     async def _flush(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.max_writes], self._queue[self.max_writes :]

@@ -59,11 +59,11 @@ class Item:
 class Write:
     """One write for `Outbox.apply`: the name of an Outbox write method and its arguments."""
 
-    kind: str  # "add", "finish", "reschedule" or "expire"
+    kind: str  # "add", "finish", "reschedule", "expire" or "make_due"
     args: tuple[Any, ...]
 
 
-_WRITES = frozenset({"add", "finish", "reschedule", "expire"})
+_WRITES = frozenset({"add", "finish", "reschedule", "expire", "make_due"})
 
 
 class Outbox:
@@ -223,6 +223,22 @@ class Outbox:
         if count:
             self._count(bridge, "deadLettered", now, count)
         return int(count)
+
+    def make_due(self, item_ids: list[int], now: float) -> int:
+        """Bring these items' next attempt forward to `now` (none is pushed back); how many moved."""
+        result: int = self._one("make_due", item_ids, now)
+        return result
+
+    def _make_due(self, item_ids: list[int], now: float) -> int:
+        moved = 0
+        for start in range(0, len(item_ids), 500):  # SQLite's bound-parameter limit
+            chunk = item_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            moved += self._db.execute(
+                f"UPDATE items SET next_attempt_at = ? WHERE next_attempt_at > ? AND id IN ({marks})",
+                (now, now, *chunk),
+            ).rowcount
+        return moved
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Cumulative final results per bridge."""

@@ -58,6 +58,9 @@ class BridgeDelivery:
     probe_at: float = 0.0  # while failing: when the next single probe may go
     failed_config: dict[str, Any] | None = None  # the entry that failed; a changed entry is tried at once
     expiry_checked: float = 0.0
+    # Items attempted as probes while failing: their failures were Backstage's, not theirs, so once it
+    # answers again they are due at once instead of after their own (by then long) backoff.
+    probed: set[int] = field(default_factory=set)
 
 
 def parse_secret_data(data: dict[str, Any] | None) -> Bridges:
@@ -204,6 +207,8 @@ class Relay:
         for item in items:
             state.in_flight.add(item.id)
             state.posting += 1
+            if state.failures:
+                state.probed.add(item.id)
             task = asyncio.create_task(self._deliver_one(http, key, bridge, item, state))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -228,6 +233,11 @@ class Relay:
             state.failed_config = bridge
             state.probe_at = time.time() + probe_delay_seconds(answer, state.failures, random.random())
         else:
+            if state.probed:
+                probed, state.probed = sorted(state.probed), set()
+                task = asyncio.create_task(self.writes.make_due(probed, time.time()))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             state.failures = 0
 
     async def _deliver_item(
@@ -358,6 +368,7 @@ def run(
 ) -> int:
     """Process entry: serve until SIGTERM/SIGINT, then exit 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per delivery (results are counted)
     asyncio.run(serve(listen, status_listen, Path(data_dir), secret, config_file, replica or socket.gethostname()))
     return 0
 
