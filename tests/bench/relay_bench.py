@@ -238,7 +238,7 @@ def run_catchup(workdir: Path, pending: int) -> dict[str, Any]:
         finally:
             relay.stop()
             assert TOKEN not in relay.log(), "the relay logged its token"
-    moving = [(t, n) for t, n in samples if n > 0]
+    moving = [(t, n) for t, n in samples if n > 0] or [(float("nan"), 0)]
     (t_first, n_first), (t_last, n_last) = moving[0], moving[-1]
     rate = (n_last - n_first) / (t_last - t_first) if t_last > t_first else float("nan")
     # Backstage slows down as its notifications table grows (about half the rate after 3,000 more), so
@@ -253,6 +253,7 @@ def run_catchup(workdir: Path, pending: int) -> dict[str, Any]:
         "rejected": entry.get("rejected"),
         "dead_lettered": entry.get("deadLettered"),
         "still_pending": entry.get("pending"),
+        "finished_in_time": bool(samples) and samples[-1][1] >= pending,
         "return_to_first_delivery_s": t_first - returned,
         "return_to_all_delivered_s": t_last - returned,
         "relay_per_s": rate,
@@ -294,7 +295,7 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         )
     catchup = figures.get("catchup")
     if catchup:
-        clean = catchup["delivered"] == catchup["pending"]
+        clean = catchup["delivered"] == catchup["pending"] and catchup["finished_in_time"]
         out.append(
             (
                 f"catch-up of {catchup['pending']:,}: relay/s vs raw Backstage POST/s ({catchup['concurrency']} conc.)",
