@@ -64,6 +64,12 @@ TOKEN_AGE = Gauge(
     _BRIDGE,
     registry=REGISTRY,
 )
+DELIVERY_PENDING = Gauge(
+    "argobridge_delivery_pending",
+    "Notifications the relay holds for a bridge, not yet delivered (Relay mode; from the relay's status).",
+    _BRIDGE,
+    registry=REGISTRY,
+)
 
 _token_written: dict[tuple[str, str], datetime] = {}
 # Every series created per bridge, so a deleted bridge's series can all be removed.
@@ -106,6 +112,12 @@ def record_token_written(namespace: str, bridge: str, written: datetime | None) 
     _child(TOKEN_AGE, namespace, bridge).set_function(
         lambda: (datetime.now(UTC) - _token_written.get((namespace, bridge), datetime.now(UTC))).total_seconds()
     )
+
+
+def record_delivery_pending(namespace: str, bridge: str, pending: int | None) -> None:
+    """Mirror status.delivery.pending (None: the relay did not answer; keep the last figure)."""
+    if pending is not None:
+        _child(DELIVERY_PENDING, namespace, bridge).set(pending)
 
 
 def forget_bridge(namespace: str, bridge: str) -> None:

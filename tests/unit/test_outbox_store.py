@@ -109,3 +109,29 @@ def test_make_due_brings_chosen_items_forward_and_never_pushes_one_back(tmp_path
     box.reschedule(ids[1], 500.0, "Backstage answered 500")
     assert box.make_due([ids[0], ids[2]], now=10.0) == 1  # "due" was due already: left as it was
     assert [i.body["payload"]["title"] for i in box.due("ns.b", now=10.0, limit=10)] == ["probed", "due"]
+
+
+def test_last_result_times_and_the_newest_dead_letters_survive_reopen(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    for i in range(12):
+        item, _ = box.add("ns.b", None, {"payload": {"scope": f"s{i}"}}, now=float(i))
+        box.finish(item, "ns.b", "deadLettered", now=100.0 + i, scope=f"s{i}", reason="ConnectError")
+    other, _ = box.add("ns.c", None, {}, now=1.0)
+    box.finish(other, "ns.c", "delivered", now=200.0)
+    box.close()
+    box = Outbox(tmp_path)
+    assert box.last_times() == {"ns.b": {"deadLettered": 111.0}, "ns.c": {"delivered": 200.0}}
+    letters = box.recent_dead_letters(10)
+    assert [scope for scope, _, _ in letters["ns.b"]] == [f"s{i}" for i in range(11, 1, -1)]
+    assert "ns.c" not in letters
+
+
+def test_retry_now_brings_a_held_queue_forward_and_leaves_due_items_alone(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    held, _ = box.add("ns.b", None, {}, now=1.0)
+    box.reschedule(held, 31.0, "Backstage answered 401")
+    box.add("ns.other", None, {}, now=1.0)
+    assert box.due("ns.b", now=2.0, limit=10) == []
+    assert box.retry_now("ns.b", now=2.0) == 1
+    assert [item.id for item in box.due("ns.b", now=2.0, limit=10)] == [held]
+    assert box.retry_now("ns.b", now=2.0) == 0

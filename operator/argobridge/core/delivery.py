@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 BACKOFF_BASE_SECONDS = 1.0
@@ -121,3 +123,69 @@ def probe_delay_seconds(answer: Answer, failures: int, random_fraction: float) -
     exponent = min(max(failures - 1, 0), 30)
     ceiling = min(PROBE_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2.0**exponent))
     return ceiling * (0.5 + 0.5 * min(max(random_fraction, 0.0), 1.0))
+
+
+# Results that mean Backstage took the notification: what lastDeliveryTime reports.
+ACCEPTED_RESULTS = ("delivered", "noRecipients")
+# How many dead letters the status document lists per bridge (newest first).
+RECENT_DEAD_LETTERS = 10
+
+
+def rfc3339(timestamp: float) -> str:
+    """A Unix time as RFC 3339 UTC with a Z, to the second (the form Kubernetes uses in status)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def held_after(previous: str | None, outcome: Outcome, answer: Answer) -> str | None:
+    """The bridge's `held` reason after an attempt: set by a 401/403, cleared by any other answer from
+    Backstage, unchanged when Backstage did not answer (a timeout says nothing about the token)."""
+    if outcome is Outcome.HOLD:
+        return (
+            f"Backstage answered {answer.status}: it refuses the bridge's token; fix the token"
+            " (the queue is kept and sent once Backstage accepts it)"
+        )
+    if answer.status is not None:
+        return None
+    return previous
+
+
+def changed_entries(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Bridges whose config entry is new or differs: their queue is tried again at once (a fixed token
+    must not wait out the hold interval)."""
+    return sorted(key for key, entry in new.items() if old.get(key) != entry)
+
+
+def tls_settings(entry: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """The (caBundle, insecureSkipVerify) pair of a config entry, the key of the relay's client cache."""
+    ca = entry.get("caBundle")
+    return (str(ca) if ca else None), bool(entry.get("insecureSkipVerify", False))
+
+
+def status_entry(
+    *,
+    counters: Mapping[str, int],
+    pending: int,
+    oldest_received_at: float | None,
+    last_times: Mapping[str, float],
+    last_error: str | None,
+    held: str | None,
+    dead_letters: Sequence[tuple[str | None, float, str]],
+    now: float,
+) -> dict[str, Any]:
+    """One bridge's entry of the relay's /v1/status document (RELAY_CONTRACT, "Relay status document")."""
+    accepted = [last_times[result] for result in ACCEPTED_RESULTS if result in last_times]
+    return {
+        "delivered": int(counters.get("delivered", 0)),
+        "noRecipients": int(counters.get("noRecipients", 0)),
+        "rejected": int(counters.get("rejected", 0)),
+        "deadLettered": int(counters.get("deadLettered", 0)),
+        "pending": pending,
+        "oldestPendingSeconds": max(now - oldest_received_at, 0.0) if pending and oldest_received_at else None,
+        "lastDeliveryTime": rfc3339(max(accepted)) if accepted else None,
+        "lastError": last_error,
+        "held": held,
+        "recentDeadLetters": [
+            {"scope": scope or "", "time": rfc3339(when), "reason": reason}
+            for scope, when, reason in list(dead_letters)[:RECENT_DEAD_LETTERS]
+        ],
+    }

@@ -16,6 +16,7 @@ import kopf
 from argobridge import metrics
 from argobridge.core.appcheck import AppFacts
 from argobridge.core.configplan import ForeignDataError
+from argobridge.core.relaystatus import RelayStatusPlan
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
 from argobridge.kube import snapshot
@@ -24,7 +25,7 @@ from argobridge.kube.bridges import get_bridge
 from argobridge.kube.errors import KubeError
 from argobridge.metrics import forget_bridge
 from argobridge.settings import Settings
-from argobridge.steps import drift_repairs, probing
+from argobridge.steps import drift_repairs, probing, relay_status
 from argobridge.steps.annotation_sync import BridgeSettings, bridge_settings, mark_deleting, settings_for, sync_all
 from argobridge.steps.annotation_sync import forget_app as forget_app_annotations
 from argobridge.steps.annotation_sync import forget_bridge as forget_annotation_state
@@ -227,6 +228,35 @@ async def on_applications_changed(namespace: str, name: str, status: kopf.Status
         return
     if await asyncio.to_thread(reconcile_named, namespace, name, APPS.all()):
         _counted[(namespace, name)] = version
+
+
+@kopf.timer(*RESOURCE, interval=Settings.from_env().relay_status_seconds, initial_delay=3, **SHARD)
+def on_relay_status(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    """Copy the relay's figures into status.delivery; no API call at all while they are unchanged."""
+    urls = Settings.from_env().relay_status_urls
+    # TODO(lead, t14-wire): run only when core.deliveryplan says the bridge's effective mode is Relay;
+    # until that lands, an operator told where the relay's status is treats every bridge as Relay mode.
+    if not urls:
+        return
+    plan = relay_status.plan_for(body, urls)
+    if plan.patch is not None or plan.notice is not None:
+        plan = refresh_relay_status(namespace, name, urls) or plan
+    metrics.record_delivery_pending(namespace, name, plan.pending)
+
+
+@kopf_safe("Reading the relay's status for")
+def refresh_relay_status(namespace: str, name: str, urls: tuple[str, ...]) -> RelayStatusPlan | None:
+    """Re-plan from the bridge's current body, under its reconcile lock (conditions are written whole,
+    so a reconcile and this must not interleave), write the patch and post the Event."""
+    with _lock_for((namespace, name)):
+        body = get_bridge(namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp") or not in_shard(body):
+            return None
+        plan = relay_status.plan_for(body, urls)
+        relay_status.write(body, plan)
+    if plan.notice is not None:
+        post_notices(body, [plan.notice])
+    return plan
 
 
 # A transient error (5xx, timeout) during deletion is retried this many times before the bridge is let

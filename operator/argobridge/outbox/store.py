@@ -249,6 +249,40 @@ class Outbox:
             out.setdefault(bridge, {})[result] = int(count)
         return out
 
+    def last_times(self) -> dict[str, dict[str, float]]:
+        """Per bridge and final result: when it last happened (persisted, so a restart keeps it)."""
+        with self.lock:
+            rows = self._db.execute(
+                "SELECT bridge, result, last_time FROM counters WHERE last_time IS NOT NULL"
+            ).fetchall()
+        out: dict[str, dict[str, float]] = {}
+        for bridge, result, last_time in rows:
+            out.setdefault(bridge, {})[result] = float(last_time)
+        return out
+
+    def recent_dead_letters(self, limit: int) -> dict[str, list[tuple[str | None, float, str]]]:
+        """Per bridge: its newest `limit` dead letters (scope, time, reason), newest first."""
+        with self.lock:
+            rows = self._db.execute(
+                "SELECT bridge, scope, time, reason FROM ("
+                " SELECT bridge, scope, time, reason, id,"
+                " ROW_NUMBER() OVER (PARTITION BY bridge ORDER BY id DESC) AS rank FROM dead_letters"
+                ") WHERE rank <= ? ORDER BY bridge, id DESC",
+                (limit,),
+            ).fetchall()
+        out: dict[str, list[tuple[str | None, float, str]]] = {}
+        for bridge, scope, when, reason in rows:
+            out.setdefault(bridge, []).append((scope, float(when), str(reason)))
+        return out
+
+    def retry_now(self, bridge: str, now: float) -> int:
+        """Bring every pending item of a bridge forward to `now` (its config changed: a held queue goes at once)."""
+        with self.lock:
+            cursor = self._db.execute(
+                "UPDATE items SET next_attempt_at = ? WHERE bridge = ? AND next_attempt_at > ?", (now, bridge, now)
+            )
+            return int(cursor.rowcount)
+
     def pending(self) -> dict[str, tuple[int, float]]:
         """Per bridge: pending count and oldest received time."""
         with self.lock:

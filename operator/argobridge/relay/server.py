@@ -18,25 +18,30 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiohttp import web
 
+from argobridge.backstage.client import InvalidCaBundle, tls_verify
 from argobridge.core import backstage_limits
 from argobridge.core.delivery import (
+    RECENT_DEAD_LETTERS,
     Answer,
-    Outcome,
     backstage_failing,
+    changed_entries,
     coalesce_key,
     decide,
     expired,
+    held_after,
     probe_delay_seconds,
+    status_entry,
+    tls_settings,
 )
 from argobridge.outbox.commits import GroupCommit
 from argobridge.outbox.store import Item, Outbox
+from argobridge.relay.metrics import CONTENT_TYPE, RelayMetrics, bridge_label
 
 log = logging.getLogger("argobridge.relay")
 Bridges = dict[str, dict[str, Any]]
@@ -79,8 +84,11 @@ class Relay:
 
     def __init__(self, data_dir: Path, replica: str) -> None:
         self.outbox = Outbox(data_dir)
+        self.metrics = RelayMetrics(self.outbox, lambda: list(self.bridges))
         self.replica = replica
         self.bridges: Bridges = {}
+        # One HTTP client per (caBundle, insecureSkipVerify): bridges sharing TLS settings share connections.
+        self.clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
         self.held: dict[str, str] = {}
         self.last_error: dict[str, str] = {}
         self.wake = asyncio.Event()
@@ -126,38 +134,61 @@ class Relay:
         except Exception as error:
             log.error("cannot store: %s", type(error).__name__)
             return web.json_response({"error": "cannot store"}, status=503)
+        self.metrics.received.labels(bridge_label(key)).inc()
         self.wake.set()
         return web.json_response({"id": item_id, "coalesced": coalesced}, status=202)
 
     async def status(self, _request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(self.status_document))
 
+    async def metrics_page(self, _request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(self.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
     def status_document(self) -> dict[str, Any]:
         counters = self.outbox.counters()
         pending = self.outbox.pending()
+        last_times = self.outbox.last_times()
+        dead_letters = self.outbox.recent_dead_letters(RECENT_DEAD_LETTERS)
         now = time.time()
-        names = set(counters) | set(pending) | set(self.bridges)
         out: dict[str, Any] = {}
-        for key in sorted(names):
-            c = counters.get(key, {})
+        for key in sorted(set(counters) | set(pending) | set(self.bridges)):
             count, oldest = pending.get(key, (0, None))
-            out[key.replace(".", "/", 1)] = {
-                "delivered": c.get("delivered", 0),
-                "noRecipients": c.get("noRecipients", 0),
-                "rejected": c.get("rejected", 0),
-                "deadLettered": c.get("deadLettered", 0),
-                "pending": count,
-                "oldestPendingSeconds": (now - oldest) if oldest is not None else None,
-                "lastDeliveryTime": None,
-                "lastError": self.last_error.get(key),
-                "held": self.held.get(key),
-                "recentDeadLetters": [],
-            }
+            out[bridge_label(key)] = status_entry(
+                counters=counters.get(key, {}),
+                pending=count,
+                oldest_received_at=oldest,
+                last_times=last_times.get(key, {}),
+                last_error=self.last_error.get(key),
+                held=self.held.get(key),
+                dead_letters=dead_letters.get(key, []),
+                now=now,
+            )
         return {"replica": self.replica, "bridges": out}
 
+    def update_config(self, bridges: Bridges) -> None:
+        """Take a new config; a bridge whose entry changed (a fixed token, say) is tried again at once."""
+        changed = changed_entries(self.bridges, bridges)
+        self.bridges = bridges
+        now = time.time()
+        for key in changed:
+            if self.outbox.retry_now(key, now):
+                self.wake.set()
+        in_use = {tls_settings(entry) for entry in bridges.values()}
+        for pair in [pair for pair in self.clients if pair not in in_use]:
+            client = self.clients.pop(pair)
+            asyncio.get_running_loop().create_task(client.aclose())
+
+    def client_for(self, bridge: dict[str, Any]) -> httpx.AsyncClient:
+        """The HTTP client carrying this bridge's TLS settings toward Backstage (raises InvalidCaBundle)."""
+        pair = tls_settings(bridge)
+        client = self.clients.get(pair)
+        if client is None:
+            client = self.clients[pair] = httpx.AsyncClient(verify=tls_verify(*pair))
+        return client
+
     async def deliver_forever(self) -> None:
-        limits = httpx.Limits(max_connections=4 * DELIVERY_CONCURRENCY, max_keepalive_connections=DELIVERY_CONCURRENCY)
-        async with httpx.AsyncClient(limits=limits) as http:
+        try:
             orphans: list[str] = []
             orphans_read = float("-inf")
             while not self.stopping:
@@ -167,7 +198,7 @@ class Relay:
                     orphans_read = time.monotonic()
                 worked = False
                 for key in list(self.bridges) + orphans:
-                    worked |= await self._deliver_bridge(http, key)
+                    worked |= await self._deliver_bridge(key)
                 if not worked:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=1.0)
@@ -175,8 +206,11 @@ class Relay:
                 _done, late = await asyncio.wait(set(self._tasks), timeout=3.0)
                 for task in late:
                     task.cancel()
+        finally:
+            for client in self.clients.values():
+                await client.aclose()
 
-    async def _deliver_bridge(self, http: httpx.AsyncClient, key: str) -> bool:
+    async def _deliver_bridge(self, key: str) -> bool:
         """Start attempts for a bridge's due items, up to its free slots; whether any was started.
 
         A healthy bridge has DELIVERY_CONCURRENCY slots. After an answer that says Backstage is unwell
@@ -209,16 +243,14 @@ class Relay:
             state.posting += 1
             if state.failures:
                 state.probed.add(item.id)
-            task = asyncio.create_task(self._deliver_one(http, key, bridge, item, state))
+            task = asyncio.create_task(self._deliver_one(key, bridge, item, state))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return bool(items)
 
-    async def _deliver_one(
-        self, http: httpx.AsyncClient, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery
-    ) -> None:
+    async def _deliver_one(self, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery) -> None:
         try:
-            await self._deliver_item(http, key, bridge, item, state)
+            await self._deliver_item(key, bridge, item, state)
         except Exception as error:  # the item stays pending (recorded or not, it is attempted again)
             log.error("delivery of an item of %s failed: %s", key, type(error).__name__)
             self._note_answer(bridge, state, Answer(None, "", type(error).__name__))
@@ -240,9 +272,7 @@ class Relay:
                 task.add_done_callback(self._tasks.discard)
             state.failures = 0
 
-    async def _deliver_item(
-        self, http: httpx.AsyncClient, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery
-    ) -> Answer:
+    async def _deliver_item(self, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery) -> Answer:
         """One attempt of one item and its recorded result (final, or rescheduled with backoff).
 
         The slot frees as soon as Backstage has answered: the next POST need not wait for this one's commit.
@@ -250,7 +280,7 @@ class Relay:
         now = time.time()
         scope = item.body.get("payload", {}).get("scope")
         try:
-            answer = await self._attempt(http, bridge, item.body)
+            answer = await self._attempt(bridge, item.body)
         finally:
             state.posting -= 1
             self.wake.set()
@@ -263,12 +293,15 @@ class Relay:
             retry_for_seconds=float(bridge.get("retryForSeconds", 86400)),
             random_fraction=random.random(),
         )
-        if outcome is Outcome.HOLD:
-            self.held[key] = f"Backstage answered {answer.status}"
-        elif answer.status is not None:
+        held = held_after(self.held.get(key), outcome, answer)
+        if held is None:
             self.held.pop(key, None)
+        else:
+            self.held[key] = held
         if outcome.final:
-            await self.writes.finish(item.id, key, outcome.value, time.time(), scope, answer.error, item.revision)
+            if answer.error is not None:
+                self.last_error[key] = answer.error
+            await self._finish(item, key, outcome.value, scope, answer.error)
         else:
             self.last_error[key] = answer.error or f"Backstage answered {answer.status}"
             await self.writes.reschedule(item.id, when or now, self.last_error[key])
@@ -281,12 +314,22 @@ class Relay:
         for item in items:
             scope = item.body.get("payload", {}).get("scope")
             if expired(item.received_at, now, 86400.0):
-                await self.writes.finish(item.id, key, "deadLettered", now, scope, "bridge unknown")
+                await self._finish(item, key, "deadLettered", scope, "bridge unknown")
             else:
                 await self.writes.reschedule(item.id, now + 30.0, "bridge unknown")
         return bool(items)
 
-    async def _attempt(self, http: httpx.AsyncClient, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
+    async def _finish(self, item: Item, key: str, result: str, scope: str | None, reason: str | None) -> None:
+        """Record a final result durably, then observe its latency (receive -> final result)."""
+        now = time.time()
+        await self.writes.finish(item.id, key, result, now, scope, reason, item.revision)
+        self.metrics.latency.observe(max(now - item.received_at, 0.0))
+
+    async def _attempt(self, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
+        try:
+            http = self.client_for(bridge)
+        except InvalidCaBundle:
+            return Answer(None, "", "the bridge's caBundle holds no usable PEM certificate")
         try:
             response = await http.post(
                 str(bridge["url"]),
@@ -315,9 +358,9 @@ async def poll_config(relay: Relay, secret: str | None, config_file: str | None)
             if core is not None and secret:
                 namespace, name = secret.split("/", 1)
                 obj = await asyncio.to_thread(core.read_namespaced_secret, name, namespace)
-                relay.bridges = parse_secret_data(obj.data)
+                relay.update_config(parse_secret_data(obj.data))
             elif config_file:
-                relay.bridges = json.loads(Path(config_file).read_text())
+                relay.update_config(json.loads(Path(config_file).read_text()))
         except Exception as error:
             log.warning("cannot read relay config: %s", type(error).__name__)
         await asyncio.sleep(2.0)
@@ -336,6 +379,7 @@ async def serve(
     ingress.router.add_post("/v1/bridges/{namespace}/{name}/notifications", relay.ingress)
     status = web.Application()
     status.router.add_get("/v1/status", relay.status)
+    status.router.add_get("/metrics", relay.metrics_page)
     status.router.add_get("/healthz", lambda _r: _ok())
     status.router.add_get("/readyz", lambda _r: _ok())
     runners = [web.AppRunner(ingress, access_log=None), web.AppRunner(status, access_log=None)]
@@ -376,6 +420,3 @@ def run(
 def env(name: str, default: str | None) -> str | None:
     """ARGOBRIDGE_RELAY_<NAME> from the environment."""
     return os.environ.get(f"ARGOBRIDGE_RELAY_{name}", default)
-
-
-_ = datetime, UTC

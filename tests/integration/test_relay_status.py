@@ -1,0 +1,215 @@
+"""A bridge's delivery, as `kubectl get` and `kubectl describe` show it: an operator process told where
+a real relay's status port is, the real relay delivering to the real Backstage test backend, and the
+real apiserver holding the status, the Events and the printer columns."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client
+
+from argobridge.core.spec import GROUP, PLURAL, VERSION
+from argobridge_dev.backstage import BackstageServer
+from argobridge_dev.controlplane import ControlPlane, free_port
+from argobridge_dev.processes import spawn, stop
+from argobridge_dev.relayproc import RelayProcess
+from tests.conftest import wait_for
+
+TOKEN = "relay-status-token-0123456789abcdef"
+WRONG = "relay-status-wrong-token-fedcba9876543210"
+LATER = "relay-status-later-token-00112233445566"
+SHARD = f"relay-status-{uuid.uuid4().hex[:6]}"
+INTERVAL = 3.0  # the timer's period for this test (15 s in production)
+NAME = "backstage"
+METRICS_PORT = free_port()
+
+
+@pytest.fixture(scope="module")
+def backstage() -> Iterator[BackstageServer]:
+    with BackstageServer(token=TOKEN) as server:
+        yield server
+
+
+def entry(url: str, token: str = TOKEN, **extra: Any) -> dict[str, Any]:
+    return {
+        "url": url,
+        "token": token,
+        "acceptTokens": [],
+        "retryForSeconds": 3600.0,
+        "attemptTimeoutSeconds": 2.0,
+        "caBundle": None,
+        "insecureSkipVerify": False,
+        **extra,
+    }
+
+
+def start_operator(kubeconfig: Path, namespace: str, relay: RelayProcess, log: Path) -> subprocess.Popen[bytes]:
+    """`argobridge run` as its own process, serving only this test's shard, told where the relay is."""
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "ARGOBRIDGE_SHARD": SHARD,
+        "ARGOBRIDGE_RELAY_STATUS_URLS": relay.status_url,
+        "ARGOBRIDGE_RELAY_STATUS_SECONDS": str(INTERVAL),
+        "ARGOBRIDGE_METRICS_PORT": str(METRICS_PORT),
+        "ARGOBRIDGE_LOG_FORMAT": "plain",
+    }
+    command = [sys.executable, "-m", "argobridge.commands.cli", "run", "-n", namespace]
+    command += [f"--liveness=http://127.0.0.1:{free_port()}/healthz"]
+    return spawn(command, log, env={**os.environ, **env})
+
+
+def send(relay: RelayProcess, namespace: str, scope: str, token: str = TOKEN) -> None:
+    """What Argo CD's webhook does in Relay mode: POST to the relay with the bridge's token."""
+    body = {
+        "recipients": {"type": "entity", "entityRef": "user:default/guest"},
+        "payload": {"title": f"relay status {scope}", "scope": scope},
+    }
+
+    def accepted() -> bool:
+        answer = httpx.post(
+            f"{relay.url}/v1/bridges/{namespace}/{NAME}/notifications",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        return answer.status_code == 202
+
+    wait_for(accepted, timeout=20, interval=0.3, what=f"the relay to accept {scope}")
+
+
+def bridge_body(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
+    return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME)
+
+
+def delivery(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
+    return dict((bridge_body(custom, namespace).get("status") or {}).get("delivery") or {})
+
+
+def delivering(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
+    for item in (bridge_body(custom, namespace).get("status") or {}).get("conditions") or []:
+        if item["type"] == "Delivering":
+            return dict(item)
+    return {}
+
+
+def table_row(namespace: str) -> dict[str, Any]:
+    """The row `kubectl get backstagebridge` prints: the server-side Table, with the CRD's columns."""
+    api = client.ApiClient()
+    method, url, headers, body, _ = api.param_serialize(
+        "GET",
+        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{NAME}",
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+        auth_settings=["BearerToken"],
+    )
+    answer = api.call_api(method, url, header_params=headers, body=body)
+    answer.read()
+    response = json.loads(answer.data)
+    names = [column["name"] for column in response["columnDefinitions"]]
+    return dict(zip(names, response["rows"][0]["cells"], strict=True))
+
+
+def events(core: client.CoreV1Api, namespace: str, reason: str) -> list[Any]:
+    listed = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={NAME},reason={reason}")
+    return list(listed.items)
+
+
+def operator_pending_gauge(namespace: str) -> float | None:
+    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).text
+    prefix = f'argobridge_delivery_pending{{bridge="{NAME}",namespace="{namespace}"}} '
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return None
+
+
+def test_relay_deliveries_show_in_the_bridge_status_events_and_columns(
+    control_plane: ControlPlane,
+    crds: list[str],
+    argocd_crds: list[str],
+    namespace: str,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    backstage: BackstageServer,
+    tmp_path: Path,
+) -> None:
+    url = f"{backstage.url}/api/notifications/notifications"
+    key = f"{namespace}.{NAME}"
+    relay = RelayProcess(tmp_path / "relay", config_file=tmp_path / "relay-config.json")
+    relay.write_config({key: entry(url)})
+    relay.start()
+    operator = start_operator(control_plane.kubeconfig, namespace, relay, tmp_path / "operator.log")
+    try:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "BackstageBridge",
+            "metadata": {"name": NAME, "namespace": namespace, "labels": {f"{GROUP}/shard": SHARD}},
+            "spec": {"backstage": {"url": backstage.url}, "argocd": {"url": "https://argocd.example.com"}},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+        # 1. Delivered: the relay's count reaches the bridge's status, with the time of the delivery.
+        send(relay, namespace, "first")
+        wait_for(lambda: delivery(custom, namespace).get("delivered") == 1, timeout=60, what="delivered 1 in status")
+        status = delivery(custom, namespace)
+        assert status["pending"] == 0 and "oldestPendingSeconds" not in status
+        assert status["lastDeliveryTime"] == relay.bridge_status(namespace, NAME)["lastDeliveryTime"]
+        condition = delivering(custom, namespace)
+        assert (condition["status"], condition["reason"]) == ("True", "Delivered")
+        assert table_row(namespace)["Pending"] == 0
+
+        # 2. Held: Backstage refuses the token; the queue waits and the bridge says what to fix.
+        relay.write_config({key: entry(url, token=WRONG)})
+        for scope in ("held-1", "held-2"):
+            send(relay, namespace, scope, token=WRONG)
+        wait_for(lambda: delivering(custom, namespace).get("reason") == "Held", timeout=60, what="Delivering Held")
+        wait_for(lambda: delivery(custom, namespace).get("pending") == 2, timeout=30, what="pending 2")
+        condition = delivering(custom, namespace)
+        assert condition["status"] == "False" and "token" in condition["message"]
+        assert WRONG not in condition["message"] and TOKEN not in condition["message"]
+        assert table_row(namespace)["Pending"] == 2
+        wait_for(lambda: operator_pending_gauge(namespace) == 2, what="the operator's pending gauge")
+
+        # The right token again: everything held is delivered, and the bridge says so.
+        relay.write_config({key: entry(url)})
+        wait_for(lambda: delivery(custom, namespace).get("delivered") == 3, timeout=60, what="held ones delivered")
+        wait_for(lambda: delivering(custom, namespace).get("reason") == "Delivered", what="Delivering again")
+        assert table_row(namespace)["Pending"] == 0
+
+        # 3. Dead-lettered: Backstage unreachable past retryFor; a Warning names the count and the scope.
+        stopped = f"http://127.0.0.1:{free_port()}/api/notifications/notifications"
+        # A token of its own, so the relay accepts the notification only once it has read this config.
+        relay.write_config({key: entry(stopped, token=LATER, retryForSeconds=1.0, attemptTimeoutSeconds=1.0)})
+        send(relay, namespace, "lost-scope", token=LATER)
+        wait_for(lambda: delivery(custom, namespace).get("deadLettered") == 1, timeout=60, what="deadLettered 1")
+        (event,) = wait_for(lambda: events(core, namespace, "DeadLettered"), what="a DeadLettered Event")
+        assert event.type == "Warning"
+        assert "1 notification" in event.message and "lost-scope" in event.message
+        assert TOKEN not in event.message and "relay status" not in event.message  # no token, no body
+
+        # 4. Idle: nothing changes, so over three timer periods nothing is written to the bridge.
+        settled = wait_for(
+            lambda: delivery(custom, namespace).get("pending") == 0 and bridge_body(custom, namespace),
+            what="settled",
+        )
+        time.sleep(INTERVAL)  # one more period, so a write the last answer caused has landed
+        before = bridge_body(custom, namespace)["metadata"]["resourceVersion"]
+        time.sleep(3 * INTERVAL + 1)
+        after = bridge_body(custom, namespace)
+        assert after["metadata"]["resourceVersion"] == before, "an idle relay caused a write to the bridge"
+        assert after["status"]["delivery"]["deadLettered"] == 1 and settled["status"]["delivery"]["delivered"] == 3
+        assert len(events(core, namespace, "DeadLettered")) == 1
+    finally:
+        stop(operator)
+        relay.stop()
+    log = (tmp_path / "operator.log").read_text(errors="replace")
+    assert TOKEN not in log and WRONG not in log and LATER not in log
