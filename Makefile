@@ -60,11 +60,12 @@ manifests: tools ## Regenerate manifests/install from the chart's default render
 chart-lint: tools ## helm lint --strict on the chart
 	$$($(BIN)/python -m argobridge_dev.gobuild helm) lint --strict charts/argobridge
 
-bench: tools ## Benchmarks at 1,000 and 10,000 Applications, RSS with 5,000 unrelated Secrets (not part of test): make bench SIZES=200 IDLE=20
+bench: test-tools ## Benchmarks at 1,000 and 10,000 Applications, RSS with 5,000 unrelated Secrets, the relay (not part of test): make bench SIZES=200 IDLE=20
 	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --json build/bench.json
 	$(BIN)/python -m tests.bench.unrelated_secrets --json build/bench-secrets.json
 	$(BIN)/python -m tests.bench.app_record_bytes > build/bench-record-bytes.json
-	$(BIN)/python -m tests.bench.run_bench --requests --json build/bench.json
+	$(BIN)/python -m tests.bench.run_bench --requests --json build/bench-requests.json
+	$(BIN)/python -m tests.bench.relay_bench --json build/bench-relay.json
 
 image: install ## Build the operator image with podman on a local Debian base (cached; prints tag and size)
 	$(BIN)/python -m argobridge_dev.image

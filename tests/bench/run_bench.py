@@ -441,16 +441,19 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated application counts")
     parser.add_argument("--idle", type=float, default=120.0, help="idle period in seconds")
     parser.add_argument("--changes", type=int, default=30, help="spec changes for the reaction time")
-    parser.add_argument("--json", default="build/bench.json", help="where to write the figures")
+    parser.add_argument(
+        "--json", default=None, help="figures file (default build/bench.json; --requests: build/bench-requests.json)"
+    )
     parser.add_argument("--e2e-events", type=int, default=50, help="events for the end-to-end latency (0: skip)")
     parser.add_argument("--requests", action="store_true", help="only count the requests of one idle resync")
     args = parser.parse_args()
+    args.json = args.json or ("build/bench-requests.json" if args.requests else "build/bench.json")
     workdir = Path(args.json).resolve().parent
     workdir.mkdir(parents=True, exist_ok=True)
     if args.requests:
         figures = run_idle_requests(10, workdir)
         print(json.dumps(figures, indent=2))
-        Path(workdir / "bench-requests.json").write_text(json.dumps(figures, indent=2))
+        Path(args.json).write_text(json.dumps(figures, indent=2))
         return 0
     rows = []
     for size in [int(item) for item in args.sizes.split(",") if item]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import httpx
 
 from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import free_port
+from argobridge_dev.relayproc import RelayProcess
 
 
 def _start(tmp: Path, cfg: Path, port: int, status_port: int) -> subprocess.Popen[bytes]:
@@ -85,3 +87,62 @@ def test_acknowledged_item_survives_sigkill_and_is_delivered_once(tmp_path: Path
             relay.send_signal(signal.SIGTERM)
             assert relay.wait(timeout=15) == 0
     assert b"relay-test-token" not in (tmp_path / "stderr").read_bytes()
+
+
+def _entry(url: str) -> dict[str, object]:
+    return {"url": url, "token": "relay-test-token", "acceptTokens": [], "retryForSeconds": 3600}
+
+
+def _body(scope: str) -> dict[str, object]:
+    return {
+        "recipients": {"type": "entity", "entityRef": "user:default/guest"},
+        "payload": {"title": f"title {scope}", "scope": scope},
+    }
+
+
+async def _post_concurrently(url: str, scopes: list[str], concurrency: int = 32) -> list[int]:
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as http:
+        answers = await asyncio.gather(
+            *(http.post(url, json=_body(s), headers={"Authorization": "Bearer relay-test-token"}) for s in scopes)
+        )
+    return [a.status_code for a in answers]
+
+
+def test_every_202_of_a_concurrent_burst_survives_sigkill(tmp_path: Path) -> None:
+    """Group commit: many notifications share one commit, and each is answered only after it."""
+    cfg = tmp_path / "cfg.json"
+    relay = RelayProcess(tmp_path / "relay", config_file=cfg)
+    relay.write_config({"ns.b": _entry(f"http://127.0.0.1:{free_port()}/api/notifications/notifications")})
+    relay.start()
+    url = f"{relay.url}/v1/bridges/ns/b/notifications"
+    statuses = asyncio.run(_post_concurrently(url, [f"burst-{i % 150}" for i in range(200)]))
+    assert statuses == [202] * 200
+    relay.kill()
+    relay.start()
+    try:
+        assert relay.bridge_status("ns", "b")["pending"] == 150  # 200 notifications, 150 distinct scopes
+    finally:
+        relay.stop()
+
+
+def test_a_backlog_is_delivered_once_each_when_backstage_comes_back(tmp_path: Path) -> None:
+    """Concurrent delivery after an outage: every pending scope reaches Backstage, none twice."""
+    with BackstageServer(token="relay-test-token") as backstage:
+        cfg = tmp_path / "cfg.json"
+        relay = RelayProcess(tmp_path / "relay", config_file=cfg)
+        relay.write_config({"ns.b": _entry(f"http://127.0.0.1:{free_port()}/api/notifications/notifications")})
+        relay.start()
+        try:
+            url = f"{relay.url}/v1/bridges/ns/b/notifications"
+            scopes = [f"backlog-{i}" for i in range(120)]
+            assert asyncio.run(_post_concurrently(url, scopes)) == [202] * 120
+            time.sleep(3)  # the relay found Backstage away and probes it
+            assert relay.bridge_status("ns", "b")["delivered"] == 0
+            relay.write_config({"ns.b": _entry(f"{backstage.url}/api/notifications/notifications")})
+            assert _status(relay.status_port, want=120)["delivered"] == 120
+            seen = [n["payload"].get("scope") for n in backstage.notifications("guest")]
+            assert sorted(s for s in seen if s in scopes) == sorted(scopes)
+            assert relay.bridge_status("ns", "b")["pending"] == 0
+        finally:
+            relay.stop()

@@ -103,6 +103,28 @@ def coalesce_key(bridge: str, body: dict[str, Any]) -> str | None:
     return json.dumps([bridge, scope, recipients], separators=(",", ":"))
 
 
+# A bridge whose Backstage fails is probed with one notification at a time, at most this far apart, so
+# that it is found back within seconds of returning (a probe costs one request; the other pending
+# notifications wait untouched, without attempts of their own).
+PROBE_CAP_SECONDS = 5.0
+
+
+def backstage_failing(answer: Answer) -> bool:
+    """Whether an answer says Backstage itself is unwell for this bridge (down, overloaded, token refused),
+    rather than something about this one notification: then the bridge's other notifications wait."""
+    return classify(answer) in (Outcome.RETRY, Outcome.HOLD)
+
+
+def probe_delay_seconds(answer: Answer, failures: int, random_fraction: float) -> float:
+    """How long a failing bridge waits before its next probe: the hold interval for a refused token, else
+    exponential from the backoff base up to PROBE_CAP_SECONDS, half of it jittered."""
+    if classify(answer) is Outcome.HOLD:
+        return HOLD_RETRY_SECONDS
+    exponent = min(max(failures - 1, 0), 30)
+    ceiling = min(PROBE_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2.0**exponent))
+    return ceiling * (0.5 + 0.5 * min(max(random_fraction, 0.0), 1.0))
+
+
 # Results that mean Backstage took the notification: what lastDeliveryTime reports.
 ACCEPTED_RESULTS = ("delivered", "noRecipients")
 # How many dead letters the status document lists per bridge (newest first).

@@ -17,6 +17,7 @@ import random
 import signal
 import socket
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +29,43 @@ from argobridge.core import backstage_limits
 from argobridge.core.delivery import (
     RECENT_DEAD_LETTERS,
     Answer,
-    Outcome,
+    backstage_failing,
     changed_entries,
     coalesce_key,
     decide,
     expired,
     held_after,
+    probe_delay_seconds,
     status_entry,
     tls_settings,
 )
-from argobridge.outbox.store import Outbox
+from argobridge.outbox.commits import GroupCommit
+from argobridge.outbox.store import Item, Outbox
 from argobridge.relay.metrics import CONTENT_TYPE, RelayMetrics, bridge_label
 
 log = logging.getLogger("argobridge.relay")
 Bridges = dict[str, dict[str, Any]]
+
+# POSTs in flight per bridge while its Backstage answers: one at a time caps catch-up at 1/latency,
+# far below what Backstage takes (see `make bench`); a bound keeps a returning Backstage from a stampede.
+DELIVERY_CONCURRENCY = 16
+# While a bridge's Backstage fails, how often its waiting notifications are checked against retryFor.
+EXPIRY_CHECK_SECONDS = 10.0
+
+
+@dataclass
+class BridgeDelivery:
+    """Delivery state of one bridge, in memory only (after a restart every bridge starts as healthy)."""
+
+    in_flight: set[int] = field(default_factory=set)  # attempted and not yet recorded: not fetched again
+    posting: int = 0  # requests to Backstage under way: what the slots count
+    failures: int = 0  # consecutive attempts that said Backstage is unwell; 0: deliver at full concurrency
+    probe_at: float = 0.0  # while failing: when the next single probe may go
+    failed_config: dict[str, Any] | None = None  # the entry that failed; a changed entry is tried at once
+    expiry_checked: float = 0.0
+    # Items attempted as probes while failing: their failures were Backstage's, not theirs, so once it
+    # answers again they are due at once instead of after their own (by then long) backoff.
+    probed: set[int] = field(default_factory=set)
 
 
 def parse_secret_data(data: dict[str, Any] | None) -> Bridges:
@@ -69,6 +93,9 @@ class Relay:
         self.last_error: dict[str, str] = {}
         self.wake = asyncio.Event()
         self.stopping = False
+        self.writes = GroupCommit(self.outbox)
+        self.deliveries: dict[str, BridgeDelivery] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _auth(self, bridge: dict[str, Any], header: str) -> bool:
         if not header.startswith("Bearer "):
@@ -103,9 +130,7 @@ class Relay:
         ):
             return web.json_response({"error": "expected a JSON object with recipients and payload"}, status=400)
         try:
-            item_id, coalesced = await asyncio.to_thread(
-                self.outbox.add, key, coalesce_key(key, body), body, time.time()
-            )
+            item_id, coalesced = await self.writes.add(key, coalesce_key(key, body), body, time.time())
         except Exception as error:
             log.error("cannot store: %s", type(error).__name__)
             return web.json_response({"error": "cannot store"}, status=503)
@@ -164,59 +189,140 @@ class Relay:
 
     async def deliver_forever(self) -> None:
         try:
+            orphans: list[str] = []
+            orphans_read = float("-inf")
             while not self.stopping:
+                self.wake.clear()  # before looking, so a wake during the round is not lost
+                if time.monotonic() - orphans_read > 1.0:
+                    orphans = [k for k in await asyncio.to_thread(self.outbox.bridges) if k not in self.bridges]
+                    orphans_read = time.monotonic()
                 worked = False
-                for key in list(self.bridges) + [k for k in self.outbox.pending() if k not in self.bridges]:
+                for key in list(self.bridges) + orphans:
                     worked |= await self._deliver_bridge(key)
                 if not worked:
-                    self.wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+            if self._tasks:  # attempts under way when asked to stop: a short grace, then they stay pending
+                _done, late = await asyncio.wait(set(self._tasks), timeout=3.0)
+                for task in late:
+                    task.cancel()
         finally:
             for client in self.clients.values():
                 await client.aclose()
 
     async def _deliver_bridge(self, key: str) -> bool:
-        now = time.time()
-        items = await asyncio.to_thread(self.outbox.due, key, now, 50)
+        """Start attempts for a bridge's due items, up to its free slots; whether any was started.
+
+        A healthy bridge has DELIVERY_CONCURRENCY slots. After an answer that says Backstage is unwell
+        (see core.delivery.backstage_failing) it has one, used by a single probe per probe delay, and the
+        other items wait without attempts; the first good answer restores every slot. Coalescing stays
+        the store's (one row per key; a newer body replaces the row while an older one is in flight, and
+        Item.revision keeps the newer one pending).
+        """
         bridge = self.bridges.get(key)
+        if bridge is None:
+            return await self._deliver_unknown_bridge(key)
+        state = self.deliveries.setdefault(key, BridgeDelivery())
+        now = time.time()
+        if state.failures and bridge != state.failed_config:
+            state.failures = 0  # a new URL, token or CA: try it now rather than after the probe delay
+        if state.failures:
+            if now - state.expiry_checked > EXPIRY_CHECK_SECONDS:
+                state.expiry_checked = now
+                retry_for = float(bridge.get("retryForSeconds", 86400))
+                await self.writes.expire(key, now - retry_for, now, "retryFor passed while Backstage failed")
+            if now < state.probe_at:
+                return False
+        free = (1 if state.failures else DELIVERY_CONCURRENCY) - state.posting
+        if free <= 0:
+            return False
+        due = await asyncio.to_thread(self.outbox.due, key, now, free + len(state.in_flight))
+        items = [item for item in due if item.id not in state.in_flight][:free]
         for item in items:
-            scope = item.body.get("payload", {}).get("scope")
-            if bridge is None:
-                if expired(item.received_at, now, 86400.0):
-                    await self._finish(item, key, "deadLettered", scope, "bridge unknown")
-                else:
-                    await asyncio.to_thread(self.outbox.reschedule, item.id, now + 30.0, "bridge unknown")
-                continue
-            answer = await self._attempt(bridge, item.body)
-            outcome, when = decide(
-                answer,
-                received_at=item.received_at,
-                now=time.time(),
-                attempts=item.attempts + 1,
-                retry_for_seconds=float(bridge.get("retryForSeconds", 86400)),
-                random_fraction=random.random(),
-            )
-            held = held_after(self.held.get(key), outcome, answer)
-            if held is None:
-                self.held.pop(key, None)
-            else:
-                self.held[key] = held
-            if outcome.final:
-                if answer.error is not None:
-                    self.last_error[key] = answer.error
-                await self._finish(item, key, outcome.value, scope, answer.error)
-            else:
-                self.last_error[key] = answer.error or f"Backstage answered {answer.status}"
-                await asyncio.to_thread(self.outbox.reschedule, item.id, when or now, self.last_error[key])
-                if outcome is Outcome.HOLD:
-                    break
+            state.in_flight.add(item.id)
+            state.posting += 1
+            if state.failures:
+                state.probed.add(item.id)
+            task = asyncio.create_task(self._deliver_one(key, bridge, item, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return bool(items)
 
-    async def _finish(self, item: Any, key: str, result: str, scope: str | None, reason: str | None) -> None:
+    async def _deliver_one(self, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery) -> None:
+        try:
+            await self._deliver_item(key, bridge, item, state)
+        except Exception as error:  # the item stays pending (recorded or not, it is attempted again)
+            log.error("delivery of an item of %s failed: %s", key, type(error).__name__)
+            self._note_answer(bridge, state, Answer(None, "", type(error).__name__))
+        finally:
+            state.in_flight.discard(item.id)
+            self.wake.set()
+
+    def _note_answer(self, bridge: dict[str, Any], state: BridgeDelivery, answer: Answer) -> None:
+        """After an answer that says Backstage is unwell, one probe per delay; after a good one, every slot."""
+        if backstage_failing(answer):
+            state.failures += 1
+            state.failed_config = bridge
+            state.probe_at = time.time() + probe_delay_seconds(answer, state.failures, random.random())
+        else:
+            if state.probed:
+                probed, state.probed = sorted(state.probed), set()
+                task = asyncio.create_task(self.writes.make_due(probed, time.time()))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            state.failures = 0
+
+    async def _deliver_item(self, key: str, bridge: dict[str, Any], item: Item, state: BridgeDelivery) -> Answer:
+        """One attempt of one item and its recorded result (final, or rescheduled with backoff).
+
+        The slot frees as soon as Backstage has answered: the next POST need not wait for this one's commit.
+        """
+        now = time.time()
+        scope = item.body.get("payload", {}).get("scope")
+        try:
+            answer = await self._attempt(bridge, item.body)
+        finally:
+            state.posting -= 1
+            self.wake.set()
+        self._note_answer(bridge, state, answer)
+        outcome, when = decide(
+            answer,
+            received_at=item.received_at,
+            now=time.time(),
+            attempts=item.attempts + 1,
+            retry_for_seconds=float(bridge.get("retryForSeconds", 86400)),
+            random_fraction=random.random(),
+        )
+        held = held_after(self.held.get(key), outcome, answer)
+        if held is None:
+            self.held.pop(key, None)
+        else:
+            self.held[key] = held
+        if outcome.final:
+            if answer.error is not None:
+                self.last_error[key] = answer.error
+            await self._finish(item, key, outcome.value, scope, answer.error)
+        else:
+            self.last_error[key] = answer.error or f"Backstage answered {answer.status}"
+            await self.writes.reschedule(item.id, when or now, self.last_error[key])
+        return answer
+
+    async def _deliver_unknown_bridge(self, key: str) -> bool:
+        """Items of a bridge no longer configured: kept for retryFor's default in case it comes back."""
+        now = time.time()
+        items = await asyncio.to_thread(self.outbox.due, key, now, 50)
+        for item in items:
+            scope = item.body.get("payload", {}).get("scope")
+            if expired(item.received_at, now, 86400.0):
+                await self._finish(item, key, "deadLettered", scope, "bridge unknown")
+            else:
+                await self.writes.reschedule(item.id, now + 30.0, "bridge unknown")
+        return bool(items)
+
+    async def _finish(self, item: Item, key: str, result: str, scope: str | None, reason: str | None) -> None:
         """Record a final result durably, then observe its latency (receive -> final result)."""
         now = time.time()
-        await asyncio.to_thread(self.outbox.finish, item.id, key, result, now, scope, reason)
+        await self.writes.finish(item.id, key, result, now, scope, reason, item.revision)
         self.metrics.latency.observe(max(now - item.received_at, 0.0))
 
     async def _attempt(self, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
@@ -306,6 +412,7 @@ def run(
 ) -> int:
     """Process entry: serve until SIGTERM/SIGINT, then exit 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per delivery (results are counted)
     asyncio.run(serve(listen, status_listen, Path(data_dir), secret, config_file, replica or socket.gethostname()))
     return 0
 
