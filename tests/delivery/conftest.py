@@ -129,7 +129,10 @@ def inbox(backstage: BackstageServer, user: str) -> list[dict[str, Any]]:
         timeout=30,
     )
     answer.raise_for_status()
-    return list(answer.json()["notifications"])
+    body = answer.json()
+    items = list(body["notifications"])
+    assert len(items) == body.get("totalCount", len(items)), "one page must hold every notification"
+    return items
 
 
 def tally(
@@ -191,16 +194,14 @@ class RelayWiring:
 
 def start_relay_operator(kubeconfig: Path, shard: str, relay: RelayProcess, config_secret: str, log_path: Path) -> Any:
     """The operator as its own process, with the relay configured (the way the chart's Deployment runs it)."""
-    from argobridge_dev.operatorproc import OperatorProcess  # t14-wire
+    from argobridge_dev.operatorproc import OperatorProcess  # from t14-wire
 
-    return OperatorProcess(
-        kubeconfig=kubeconfig,
-        shard=shard,
-        log_path=log_path,
-        relay_url=relay.url,
-        relay_config_secret=config_secret,
-        relay_status_urls=[relay.status_url],
-    ).start()
+    env = {
+        "ARGOBRIDGE_RELAY_URL": relay.url,
+        "ARGOBRIDGE_RELAY_CONFIG_SECRET": config_secret,
+        "ARGOBRIDGE_RELAY_STATUS_URLS": relay.status_url,
+    }
+    return OperatorProcess(kubeconfig, shard=shard, log_path=log_path, env=env).start()
 
 
 @pytest.fixture(scope="module")
