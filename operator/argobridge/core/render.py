@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from argobridge.core.deliveryplan import DeliveryPlan
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
 from argobridge.core.exprsize import ENGINE_MAX_NODES, expr_node_count
 from argobridge.core.labels import label_key_problem, label_value_problem
@@ -146,16 +147,20 @@ def render_webhook_body(
     )
 
 
-def render_service(spec: BridgeSpec) -> str:
-    """The webhook service: Backstage's create endpoint, JSON, and the token read from Argo CD's Secret."""
+def render_service(spec: BridgeSpec, plan: DeliveryPlan | None = None) -> str:
+    """The webhook service: Backstage's create endpoint (or the relay's ingress for this bridge, in Relay
+    mode), JSON, and the token read from Argo CD's Secret: the relay checks the same token Backstage would."""
+    relayed = plan is not None and plan.relayed
     service: dict[str, Any] = {
-        "url": spec.webhook_url,
+        "url": plan.service_url if plan is not None else spec.webhook_url,
         "headers": [
             {"name": "Content-Type", "value": "application/json"},
             {"name": "Authorization", "value": f"Bearer ${spec.token_key}"},
         ],
     }
-    if spec.insecure_skip_verify:
+    # insecureSkipVerify is about Backstage's certificate: in Relay mode the relay applies it, and Argo CD
+    # keeps verifying whatever it talks to.
+    if spec.insecure_skip_verify and not relayed:
         service["insecureSkipVerify"] = True
     return to_yaml(service)
 
@@ -205,9 +210,12 @@ def render_trigger(definition: EventDefinition, window_minutes: int, deliveries:
     return to_yaml(conditions)
 
 
-def render_notifications_config(spec: BridgeSpec, argocd_url: str | None) -> RenderedConfig:
-    """Every key ArgoBridge owns in the notifications ConfigMap, for this spec and Argo CD URL."""
-    owned: dict[str, str] = {f"service.webhook.{spec.service_name}": render_service(spec)}
+def render_notifications_config(
+    spec: BridgeSpec, argocd_url: str | None, delivery_plan: DeliveryPlan | None = None
+) -> RenderedConfig:
+    """Every key ArgoBridge owns in the notifications ConfigMap, for this spec, Argo CD URL and delivery
+    plan (None: Direct); templates and triggers are the same in both modes, only the service differs."""
+    owned: dict[str, str] = {f"service.webhook.{spec.service_name}": render_service(spec, delivery_plan)}
     routes = {route.name: route for route in spec.routes}
     for event in spec.events:
         definition = CATALOG[event.event]

@@ -34,6 +34,14 @@ DEFAULT_MIRROR_KEY = "current"
 DEFAULT_MIRROR_PREVIOUS_KEY = "previous"
 DEFAULT_GRACE_SECONDS = 600.0
 MAX_SELECTOR_LABELS = 16
+# spec.delivery bounds (RELAY_CONTRACT.md): long enough to outlast a weekend outage of Backstage, short
+# enough that a queue cannot grow for ever; one attempt at most a minute so a hung Backstage is noticed.
+DEFAULT_RETRY_FOR_SECONDS = 86400.0
+MIN_RETRY_FOR_SECONDS = 60.0
+MAX_RETRY_FOR_SECONDS = 7 * 86400.0
+DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 10.0
+MIN_ATTEMPT_TIMEOUT_SECONDS = 1.0
+MAX_ATTEMPT_TIMEOUT_SECONDS = 60.0
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
@@ -78,6 +86,11 @@ class SubscriptionMode(StrEnum):
     GLOBAL = "Global"
     ANNOTATIONS = "Annotations"
     MANUAL = "Manual"
+
+
+class DeliveryMode(StrEnum):
+    RELAY = "Relay"
+    DIRECT = "Direct"
 
 
 class TokenDeletionPolicy(StrEnum):
@@ -129,6 +142,15 @@ class CaBundleRef:
 
 
 @dataclass(frozen=True)
+class DeliverySpec:
+    """`spec.delivery`: the mode asked for (None: the operator's default) and the relay's retry bounds."""
+
+    mode: DeliveryMode | None = None
+    retry_for_seconds: float = DEFAULT_RETRY_FOR_SECONDS
+    attempt_timeout_seconds: float = DEFAULT_ATTEMPT_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
 class BridgeSpec:
     """Everything the operator needs from `spec`, defaults resolved."""
 
@@ -153,6 +175,7 @@ class BridgeSpec:
     rotation_interval_seconds: float | None = None
     rotation_grace_seconds: float = DEFAULT_GRACE_SECONDS
     routes: tuple[Route, ...] = ()
+    delivery: DeliverySpec = field(default_factory=DeliverySpec)
 
     @property
     def webhook_url(self) -> str:
@@ -261,6 +284,42 @@ def parse_duration(value: Any, path: str) -> float:
     if not match or int(match.group(1)) <= 0:
         raise SpecError(f"{path} {value!r} is not a duration; write a whole number and a unit: 90s, 10m, 24h or 30d")
     return float(int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def _bounded_duration(raw: Mapping[str, Any], key: str, default: float, low: float, high: float, hint: str) -> float:
+    """One duration of spec.delivery, within the contract's bounds (the schema checks only its form)."""
+    value = raw.get(key)
+    if value is None:
+        return default
+    path = f"spec.delivery.{key}"
+    seconds = parse_duration(value, path)
+    if not low <= seconds <= high:
+        raise SpecError(f"{path} {value!r} is out of range; use {hint}")
+    return seconds
+
+
+def parse_delivery(raw: Mapping[str, Any]) -> DeliverySpec:
+    """`spec.delivery`, with the mode left None when not given: the operator decides (core/deliveryplan.py)."""
+    mode = raw.get("mode")
+    return DeliverySpec(
+        mode=None if mode is None else _enum(DeliveryMode, mode, "spec.delivery.mode", DeliveryMode.RELAY),
+        retry_for_seconds=_bounded_duration(
+            raw,
+            "retryFor",
+            DEFAULT_RETRY_FOR_SECONDS,
+            MIN_RETRY_FOR_SECONDS,
+            MAX_RETRY_FOR_SECONDS,
+            "from 1m to 7d, e.g. 90m, 24h or 3d",
+        ),
+        attempt_timeout_seconds=_bounded_duration(
+            raw,
+            "attemptTimeout",
+            DEFAULT_ATTEMPT_TIMEOUT_SECONDS,
+            MIN_ATTEMPT_TIMEOUT_SECONDS,
+            MAX_ATTEMPT_TIMEOUT_SECONDS,
+            "from 1s to 60s, e.g. 10s",
+        ),
+    )
 
 
 def _mirror(token: Mapping[str, Any], namespace: str) -> MirrorSpec | None:
@@ -452,6 +511,7 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
         ),
         events=events,
         routes=parse_routes(spec.get("routes"), events),
+        delivery=parse_delivery(_section(spec, "delivery")),
         subscription_mode=_enum(
             SubscriptionMode, subscriptions.get("mode"), "spec.subscriptions.mode", SubscriptionMode.GLOBAL
         ),

@@ -43,6 +43,9 @@ class ReconcileReport:
     # The bridge's field manager and the keys it applied: the record that tells a key it wrote (and a
     # user edited since) from one that was there before it (see core.ownership).
     ownership: dict[str, Any] | None = None
+    # status.delivery's `mode` and `reason` (core/deliveryplan.delivery_status); the relay's counters in
+    # the same object belong to the delivery status step and are kept as they are here.
+    delivery_mode: dict[str, str | None] | None = None
 
 
 def config_hash(data: Mapping[str, str]) -> str:
@@ -84,7 +87,21 @@ def build_status(
         else:
             status.pop("argocdUrl", None)
     status["driftRepairs"] = int(previous.get("driftRepairs") or 0) + (1 if report.drift_repaired else 0)
+    with_delivery_mode(status, report.delivery_mode)
     return status
+
+
+def with_delivery_mode(status: dict[str, Any], mode: Mapping[str, str | None] | None) -> None:
+    """Set `mode` and `reason` of status.delivery (a None value removes the key), keeping its other keys."""
+    if mode is None:
+        return
+    delivery = dict(status.get("delivery") or {})
+    for key, value in mode.items():
+        if value is None:
+            delivery.pop(key, None)
+        else:
+            delivery[key] = value
+    status["delivery"] = delivery
 
 
 OWN_STATUS_KEYS = frozenset(
@@ -101,6 +118,7 @@ OWN_STATUS_KEYS = frozenset(
         "applications",
         "token",
         "ownership",
+        "delivery",
     }
 )
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition
+from argobridge.core.deliveryplan import DeliveryPlan
 from argobridge.core.gitops import (
     ArgoCDInstance,
     detect_flavor,
@@ -154,6 +155,7 @@ def apply_config(
     status: Mapping[str, object],
     report: ReconcileReport,
     bridge: str = "backstage",
+    delivery: DeliveryPlan | None = None,
 ) -> dict[str, str] | None:
     """Apply our entries to the resource; the ConfigMap data the operator will build, or None when waiting.
 
@@ -165,7 +167,7 @@ def apply_config(
     report.config_map = NOTIFICATIONS_CONFIGMAP
     what = f"NotificationsConfiguration {name}"
     argocd_url = resolve_argocd_url(namespace, spec, facts)
-    rendered = render_notifications_config(spec, argocd_url)
+    rendered = render_notifications_config(spec, argocd_url, delivery)
     manager = field_manager(namespace, bridge)
 
     def plan_for(observed: gitops.ObservedResource) -> ResourcePlan:

@@ -28,6 +28,7 @@ from argobridge.core.appcheck import (
 )
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition, status_word
 from argobridge.core.configplan import ConfigPlan, ForeignDataError, plan_config, plan_removal
+from argobridge.core.deliveryplan import DeliveryPlan, plan_delivery
 from argobridge.core.ownership import (
     KeyConflict,
     Owner,
@@ -54,7 +55,7 @@ from argobridge.kube import argocd, bridges, configmaps, secrets
 from argobridge.kube.apply import APPLY_ATTEMPTS, StaleReadError, apply_planned
 from argobridge.kube.errors import TRANSPORT_ERRORS, ArgoCDObjectMissing, KubeError
 from argobridge.settings import Settings
-from argobridge.steps import drift_repairs, gitops_config, probing
+from argobridge.steps import drift_repairs, gitops_config, probing, relay_entry
 from argobridge.steps.failures import describe_failure
 from argobridge.steps.token_rotation import TOKEN_MIRRORED, rotate_token
 
@@ -211,8 +212,9 @@ def _apply_gitops_config(
     report: ReconcileReport,
     applications: Iterable[AppFacts],
     token: str,
+    delivery: DeliveryPlan | None = None,
 ) -> None:
-    config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report, bridge.name)
+    config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report, bridge.name, delivery)
     if config is not None:
         _check_applications(bridge, spec, config, applications, report, token)
 
@@ -256,12 +258,17 @@ def _config_map_writer(bridge: BridgeRef) -> Callable[[configmaps.ObservedConfig
 
 
 def _apply_config(
-    bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, applications: Iterable[AppFacts], token: str
+    bridge: BridgeRef,
+    spec: BridgeSpec,
+    report: ReconcileReport,
+    applications: Iterable[AppFacts],
+    token: str,
+    delivery: DeliveryPlan | None = None,
 ) -> None:
     """Apply the plan as this bridge's field manager, on exactly the version it was made from (see
     kube.apply.apply_planned); a key someone else wrote stops the whole write (nothing half-applied)."""
     argocd_url = spec.argocd_url or argocd.read_argocd_url(bridge.namespace)
-    rendered = render_notifications_config(spec, argocd_url)
+    rendered = render_notifications_config(spec, argocd_url, delivery)
     previous_url = bridge.status.get("argocdUrl")
     manager = field_manager(bridge.namespace, bridge.name)
     where = f"ConfigMap {NOTIFICATIONS_CONFIGMAP}"
@@ -397,8 +404,17 @@ def _left_notice(keys: tuple[str, ...], where: str) -> Notice:
     )
 
 
-def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileReport) -> str:
-    """Mirror and rotate the token (see token_rotation); an API error stops rotation, not configuration."""
+def _rotate(
+    bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileReport, delivery: DeliveryPlan | None = None
+) -> str:
+    """Mirror and rotate the token (see token_rotation); an API error stops rotation, not configuration.
+
+    In Relay mode the relay is told to accept a new token before Argo CD is given it."""
+
+    def before_switch(new_token: str) -> None:
+        if delivery is not None:
+            relay_entry.prepare_switch(bridge.namespace, bridge.name, spec, delivery, token, new_token)
+
     try:
         rotated = rotate_token(
             bridge.namespace,
@@ -409,6 +425,7 @@ def _rotate(bridge: BridgeRef, spec: BridgeSpec, token: str, report: ReconcileRe
             accepts=lambda candidate: probing.accepts(bridge.namespace, spec, candidate, bridge.name),
             clock=time.time,
             bridge=bridge.name,
+            before_switch=before_switch,
         )
         # A standing problem is posted once, when the condition changes, not on every resync.
         mirrored = [c for c in report.conditions if c.type == TOKEN_MIRRORED]
@@ -465,15 +482,26 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
             pass
         elif token := _ensure_token(bridge, spec, report, restore=gitops):
             reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
-            rotated = _rotate(bridge, effective, token, report)
+            settings = Settings.from_env()
+            planned = plan_delivery(
+                effective, bridge.namespace, bridge.name, settings.relay_url, settings.relay_secret_ref is not None
+            )
+            rotated = _rotate(bridge, effective, token, report, planned)
             if rotated != token:
                 token = rotated
                 reachable, effective = probing.probe_bridge(bridge.namespace, bridge.name, spec, token)
+                planned = plan_delivery(
+                    effective, bridge.namespace, bridge.name, settings.relay_url, settings.relay_secret_ref is not None
+                )
+            # The relay learns of the bridge before Argo CD is pointed at it (relay_entry.py).
+            delivery = relay_entry.sync_entry(
+                bridge.namespace, bridge.name, effective, planned, token, report, bridge.status
+            )
             if gitops:
                 gitops_config.keep_token(bridge.namespace, spec, token)
-                _apply_gitops_config(bridge, effective, facts, report, applications, token)
+                _apply_gitops_config(bridge, effective, facts, report, applications, token, delivery)
             else:
-                _apply_config(bridge, effective, report, applications, token)
+                _apply_config(bridge, effective, report, applications, token, delivery)
             report.conditions.append(reachable)
             if _changed(bridge.status, reachable):
                 kind = "Normal" if reachable.status else "Warning"
@@ -539,13 +567,14 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
     bridge = BridgeRef.from_body(body)
     if _older_bridge(bridge):
         return []  # this bridge never wrote anything: the older one owns the configuration
+    relayed = relay_entry.remove_entry(bridge.namespace, bridge.name)
     if bridge.status.get("flavor") == Flavor.OPENSHIFT_GITOPS.value:
-        return _remove_gitops_bridge(bridge)
+        return relayed + _remove_gitops_bridge(bridge)
     try:
         spec: BridgeSpec | None = parse_bridge_spec(bridge.spec, bridge.namespace)
     except SpecError:
         spec = None
-    notices = _remove_config(bridge, spec)
+    notices = relayed + _remove_config(bridge, spec)
     if spec is None:
         return notices
     if spec.token_deletion_policy is TokenDeletionPolicy.DELETE and secrets.remove_secret_key(

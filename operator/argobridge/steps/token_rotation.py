@@ -86,8 +86,11 @@ def rotate_token(
     accepts: Callable[[str], bool],
     clock: Callable[[], float],
     bridge: str = "",
+    before_switch: Callable[[str], None] | None = None,
 ) -> str:
-    """Advance the mirror and rotation as far as possible now; return the token Argo CD holds afterwards."""
+    """Advance the mirror and rotation as far as possible now; return the token Argo CD holds afterwards.
+
+    `before_switch(new_token)` runs just before Argo CD's Secret takes a new token (the relay, told first)."""
     where = spec.mirror
     requested = annotations.get(ROTATE_REQUEST_ANNOTATION)
     if where is None:
@@ -118,7 +121,7 @@ def rotate_token(
         if decision.step in (Step.NONE, Step.WAIT):
             break
         argocd_token = _perform(
-            namespace, spec, where, decision, argocd_token, content, requested, facts, report, bridge
+            namespace, spec, where, decision, argocd_token, content, requested, facts, report, bridge, before_switch
         )
     _report(spec, where, decision, argocd_token, report)
     return argocd_token
@@ -135,6 +138,7 @@ def _perform(
     facts: RotationFacts,
     report: ReconcileReport,
     bridge: str = "",
+    before_switch: Callable[[str], None] | None = None,
 ) -> str:
     """One step; returns Argo CD's token after it."""
     now = _rfc3339(facts.now)
@@ -180,6 +184,8 @@ def _perform(
         )
     elif step is Step.SWITCH:
         assert content.current is not None and content.previous is not None
+        if before_switch is not None:
+            before_switch(content.current)
         secrets.apply_secret_key(namespace, spec.secret_name, spec.token_key, content.current)
         argocd_token = content.current
         write(content.current, content.previous, **{SWITCHED_AT: now})
