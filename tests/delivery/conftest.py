@@ -114,6 +114,10 @@ class Side(Rig):
     def config(self) -> dict[str, str]:
         return dict(self.core.read_namespaced_config_map("argocd-notifications-cm", self.namespace).data or {})
 
+    def delivery_mode(self) -> str | None:
+        """What the bridge's status says about how its notifications travel."""
+        return ((self.bridge().get("status") or {}).get("delivery") or {}).get("mode")
+
     def webhook_url(self) -> str:
         """Where Argo CD's `backstage` webhook service posts (Backstage in Direct mode, the relay in Relay mode)."""
         service = self.config().get(f"service.webhook.{BRIDGE}", "")
@@ -319,6 +323,12 @@ def side_by_side(
         relay_hook = f"{wiring.relay.url}/v1/bridges/{relay_ns}/{BRIDGE}/notifications"
         wait_for(lambda: pair.relay.webhook_url() == relay_hook, timeout=90, what=f"Argo CD posting to {relay_hook}")
         wait_for(lambda: wiring.knows(relay_ns), timeout=60, what="the relay knowing the Relay bridge")
+        for side in pair.sides:
+            wait_for(
+                lambda side=side: side.delivery_mode() == side.mode,
+                timeout=60,
+                what=f"status.delivery.mode {side.mode}",
+            )
         direct_hook = f"{url}/api/notifications/notifications"
         wait_for(lambda: pair.direct.webhook_url() == direct_hook, timeout=90, what=f"Argo CD posting to {direct_hook}")
         if slack_url:
