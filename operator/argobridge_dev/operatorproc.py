@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -27,7 +28,11 @@ SHARD_LABEL = "argobridge.io/shard"
 
 
 class OperatorProcess:
-    """`argobridge run` (optionally with leader election) with its own shard, health port and log."""
+    """`argobridge run` (optionally with leader election) with its own shard, health port and log.
+
+    Restartable: `start()` after `kill()` or `stop()` runs it again with the same settings, appending
+    to the same log (what a restarted container does).
+    """
 
     def __init__(
         self,
@@ -35,29 +40,53 @@ class OperatorProcess:
         shard: str,
         log_path: Path,
         env: Mapping[str, str] | None = None,
-        args: Sequence[str] = (),
+        namespaces: Sequence[str] = (),
         leader_election: bool = False,
         identity: str = "operator-0",
+        debug: bool = False,
     ) -> None:
-        self.kubeconfig = str(kubeconfig)
-        self.shard = shard
-        self.log_path = Path(log_path)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.health_port = free_port()
-        self.identity = identity
-        self.env = {
-            "KUBECONFIG": self.kubeconfig,
-            "POD_ID": identity,
+        port = free_port()
+        args = ["run", f"--liveness=http://127.0.0.1:{port}/healthz"]
+        args += ["--leader-election"] if leader_election else []
+        args += ["--debug"] if debug else []
+        for namespace in namespaces:
+            args += ["-n", namespace]
+        defaults = {
+            "KUBECONFIG": str(kubeconfig),
+            "POD_ID": identity,  # in the User-Agent of every request (audit logs tell replicas apart)
             "ARGOBRIDGE_SHARD": shard,
             "ARGOBRIDGE_METRICS_PORT": "0",
             "ARGOBRIDGE_LOG_FORMAT": "plain",
             "ARGOBRIDGE_RESYNC_SECONDS": "3",
-            **(env or {}),
         }
-        self.args = ["run", f"--liveness=http://127.0.0.1:{self.health_port}/healthz", *args]
-        if leader_election:
-            self.args.insert(1, "--leader-election")
+        self._setup(args, {**defaults, **(env or {})}, log_path, port, identity)
+        self.shard = shard
+
+    def _setup(self, args: list[str], env: dict[str, str], log_path: Path, health_port: int, identity: str) -> None:
+        self.args, self.env, self.health_port, self.identity = args, env, health_port, identity
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.shard = env.get("ARGOBRIDGE_SHARD", "")
         self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def from_chart(
+        cls, deployment: Mapping[str, Any], pod: str, namespace: str, kubeconfig: Path | str, log_path: Path
+    ) -> OperatorProcess:
+        """The chart's operator container run as pod `pod` of `namespace`: its args, its env (fieldRefs
+        resolved as the kubelet would), its health port."""
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {"KUBECONFIG": str(kubeconfig)}
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = item["value"]
+            else:
+                path = item["valueFrom"]["fieldRef"]["fieldPath"]
+                env[item["name"]] = {"metadata.name": pod, "metadata.namespace": namespace}[path]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        process = cls.__new__(cls)
+        process._setup(list(container["args"]), env, log_path, int(ports["health"]), pod)
+        return process
 
     @property
     def labels(self) -> dict[str, str]:
@@ -102,6 +131,12 @@ class OperatorProcess:
         if self.process is None or self.process.poll() is not None:
             raise AssertionError(f"operator {self.identity} exited:\n{self.log()[-3000:]}")
         return True
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs (an OOM kill, a node failure)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
     def pause(self) -> None:
         """SIGSTOP (a frozen node, a long GC pause)."""

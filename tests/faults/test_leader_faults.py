@@ -12,11 +12,8 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +32,7 @@ from argobridge.kube.client import GuardedApiClient, LeaseNotHeld, WriteGuard
 from argobridge_dev.chart import render_chart
 from argobridge_dev.controlplane import ControlPlane, free_port
 from argobridge_dev.engine import argocd_crd_documents
+from argobridge_dev.operatorproc import OperatorProcess
 from tests.conftest import FIGURES, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,89 +77,16 @@ def audited_plane() -> Iterator[Plane]:
         plane.stop()
 
 
-@dataclass
-class Replica:
-    """One `argobridge run --leader-election` process, started the way the kubelet starts the container."""
-
-    identity: str
-    args: list[str]
-    env: dict[str, str]
-    log: Path
-    health_port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @classmethod
-    def sharded(cls, identity: str, kubeconfig: Path, log: Path) -> Replica:
-        """A replica serving this file's shard, on its own Lease and health port."""
-        port = free_port()
-        env = {
-            "KUBECONFIG": str(kubeconfig),
-            "POD_ID": identity,
-            "POD_NAMESPACE": NAMESPACE,
-            "ARGOBRIDGE_LEASE_NAME": LEASE,
-            "ARGOBRIDGE_LEASE_SECONDS": str(LEASE_SECONDS),
-            "ARGOBRIDGE_SHARD": SHARD,
-            "ARGOBRIDGE_METRICS_PORT": "0",
-            "ARGOBRIDGE_LOG_FORMAT": "plain",
-            "ARGOBRIDGE_RESYNC_SECONDS": "3",
-        }
-        args = ["run", "--leader-election", "-n", NAMESPACE, f"--liveness=http://127.0.0.1:{port}/healthz"]
-        return cls(identity, args, env, log, port)
-
-    @classmethod
-    def from_chart(cls, deployment: dict[str, Any], pod: str, kubeconfig: Path, log: Path) -> Replica:
-        """The chart's operator container as pod `pod`: its args, its env (fieldRefs resolved)."""
-        container = deployment["spec"]["template"]["spec"]["containers"][0]
-        env = {"KUBECONFIG": str(kubeconfig)}
-        for item in container.get("env") or []:
-            if "value" in item:
-                env[item["name"]] = item["value"]
-            else:
-                path = item["valueFrom"]["fieldRef"]["fieldPath"]
-                env[item["name"]] = {"metadata.name": pod, "metadata.namespace": NAMESPACE}[path]
-        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-        return cls(pod, list(container["args"]), env, log, ports["health"])
-
-    def start(self) -> Replica:
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "argobridge.commands.cli", *self.args],
-                env={**os.environ, **self.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def health(self, path: str = "/healthz") -> tuple[int, str] | None:
-        """The health endpoint's status and body, or None while nothing answers."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}{path}", timeout=2) as response:
-                return response.status, response.read().decode()
-        except OSError:
-            return None
-
-    def alive(self) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            raise AssertionError(f"{self.identity} exited:\n{self.log.read_text()[-3000:]}")
-        return True
-
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+def sharded_replica(identity: str, kubeconfig: Path, log: Path) -> OperatorProcess:
+    """One `argobridge run --leader-election` replica serving this file's shard, on its own Lease."""
+    env = {
+        "POD_NAMESPACE": NAMESPACE,
+        "ARGOBRIDGE_LEASE_NAME": LEASE,
+        "ARGOBRIDGE_LEASE_SECONDS": str(LEASE_SECONDS),
+    }
+    return OperatorProcess(
+        kubeconfig, SHARD, log, env=env, namespaces=[NAMESPACE], leader_election=True, identity=identity
+    )
 
 
 def lease_holder(admin: client.ApiClient, name: str = LEASE) -> str | None:
@@ -233,8 +158,8 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_after_the_standby_takes_o
             "spec": {"backstage": {"url": "http://127.0.0.1:9"}},
         },
     )
-    first = Replica.sharded("replica-a", plane.kubeconfig, tmp_path / "replica-a.log").start()
-    second = Replica.sharded("replica-b", plane.kubeconfig, tmp_path / "replica-b.log")
+    first = sharded_replica("replica-a", plane.kubeconfig, tmp_path / "replica-a.log").start()
+    second = sharded_replica("replica-b", plane.kubeconfig, tmp_path / "replica-b.log")
     try:
         wait_for(lambda: first.alive() and lease_holder(admin) == "replica-a", timeout=60, what="replica-a leads")
         second.start()
@@ -276,7 +201,7 @@ def test_a_leader_frozen_past_its_lease_writes_nothing_after_the_standby_takes_o
     seconds_b = {e["requestReceivedTimestamp"][:19] for e in new}
     assert not seconds_a & seconds_b, f"both replicas wrote in the same second: {sorted(seconds_a & seconds_b)}"
     last_old = max(e["requestReceivedTimestamp"] for e in old)
-    refused = first.log.read_text().count("refused: this replica has not renewed")
+    refused = first.log().count("refused: this replica has not renewed")
     FIGURES.append(
         f"leader election: SIGSTOP leader replaced {took_over:.1f}s later (Lease {LEASE_SECONDS}s); "
         f"old leader {len(old)} writes, last {last_old}, new leader first {takeover}; "
@@ -310,11 +235,11 @@ def test_a_rolling_update_of_the_chart_completes_because_the_new_pod_is_ready_as
     lease = next(e["value"] for e in container["env"] if e["name"] == "ARGOBRIDGE_LEASE_NAME")
     probes = {kind: container[kind]["httpGet"] for kind in ("livenessProbe", "readinessProbe")}
     assert {probe["port"] for probe in probes.values()} == {"health"}
-    old = Replica.from_chart(
-        old_revision, "argobridge-7d9f8c6b5-old01", audited_plane.plane.kubeconfig, tmp_path / "old.log"
+    old = OperatorProcess.from_chart(
+        old_revision, "argobridge-7d9f8c6b5-old01", NAMESPACE, audited_plane.plane.kubeconfig, tmp_path / "old.log"
     )
-    new = Replica.from_chart(
-        new_revision, "argobridge-5c4b7f9d8-new01", audited_plane.plane.kubeconfig, tmp_path / "new.log"
+    new = OperatorProcess.from_chart(
+        new_revision, "argobridge-5c4b7f9d8-new01", NAMESPACE, audited_plane.plane.kubeconfig, tmp_path / "new.log"
     )
     try:
         old.start()
@@ -331,7 +256,7 @@ def test_a_rolling_update_of_the_chart_completes_because_the_new_pod_is_ready_as
         assert old.process is not None
         old.process.terminate()
         stopped = time.monotonic()
-        assert old.process.wait(timeout=60) == 0, old.log.read_text()[-3000:]
+        assert old.process.wait(timeout=60) == 0, old.log()[-3000:]
         wait_for(lambda: lease_holder(admin, lease) == new.identity, timeout=30, what="the new pod leads")
         handed_over = time.monotonic() - stopped
         for kind, probe in probes.items():

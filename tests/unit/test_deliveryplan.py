@@ -149,3 +149,29 @@ def test_status_delivery_mode_and_reason_keep_the_relays_counters():
 def test_a_reconcile_that_did_not_decide_the_mode_keeps_status_delivery():
     previous = {"delivery": {"mode": "Relay", "delivered": 3}}
     assert build_status(previous, ReconcileReport(), 1, "2026-01-01T00:00:00Z")["delivery"] == previous["delivery"]
+
+
+def test_a_command_outside_the_operator_reads_the_relay_plan_back_from_status_and_the_service():
+    from argobridge.core.deliveryplan import observed_plan
+
+    bridge = spec()
+    applied = plan_delivery(bridge, "argocd", "backstage", RELAY, True)
+    relayed = {"delivery": {"mode": "Relay"}}
+    seen = observed_plan(bridge, "argocd", "backstage", relayed, applied.service_url)
+    assert seen == applied
+    assert observed_plan(bridge, "argocd", "backstage", {"delivery": {"mode": "Direct"}}, applied.service_url) is None
+    assert observed_plan(bridge, "argocd", "other", relayed, applied.service_url) is None, "another bridge's ingress"
+    assert observed_plan(bridge, "argocd", "backstage", relayed, BACKSTAGE) is None
+    assert observed_plan(bridge, "argocd", "backstage", {}, None) is None
+
+
+def test_doctor_finds_a_relay_mode_configuration_in_order():
+    from argobridge.commands.doctor import check_config
+
+    bridge = spec()
+    plan = plan_delivery(bridge, "argocd", "backstage", RELAY, True)
+    rendered = render_notifications_config(bridge, "https://argocd.example.com", plan)
+    data = {**rendered.owned, "context": "argocdUrl: https://argocd.example.com\n"}
+    assert all(finding.ok for finding in check_config(bridge, data, "https://argocd.example.com", plan))
+    direct = [finding for finding in check_config(bridge, data, "https://argocd.example.com") if not finding.ok]
+    assert [finding.check for finding in direct] == ["config"], "read as Direct, the relay's service is drift"

@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.appcheck import AppFacts, diagnose_app, in_scope, known_config_for
+from argobridge.core.deliveryplan import DeliveryPlan, observed_plan
 from argobridge.core.events import CATALOG
 from argobridge.core.probe import LEGACY_NOTIFICATIONS_PATH
 from argobridge.core.render import ARGOCD_URL_CONTEXT, CONTEXT_KEY, render_notifications_config
@@ -141,10 +142,14 @@ def check_controller(namespace: str) -> list[Finding]:
     return findings
 
 
-def check_config(spec: BridgeSpec, data: Mapping[str, str], argocd_url: str | None) -> list[Finding]:
-    """Our keys present and unchanged, every key parseable, and context.argocdUrl set (pure)."""
+def check_config(
+    spec: BridgeSpec, data: Mapping[str, str], argocd_url: str | None, delivery: DeliveryPlan | None = None
+) -> list[Finding]:
+    """Our keys present and unchanged, every key parseable, and context.argocdUrl set (pure).
+
+    `delivery`: the Relay plan the operator applied (core.deliveryplan.observed_plan), None for Direct."""
     findings: list[Finding] = []
-    rendered = render_notifications_config(spec, argocd_url)
+    rendered = render_notifications_config(spec, argocd_url, delivery)
     missing = sorted(key for key in rendered.owned if key not in data)
     changed = sorted(key for key, value in rendered.owned.items() if key in data and data[key] != value)
     if missing:
@@ -366,7 +371,14 @@ def run_checks(namespace: str) -> list[Finding]:
             spec = replace(spec, notifications_path=LEGACY_NOTIFICATIONS_PATH)
         data = dict(configmaps.read_config_map(namespace, NOTIFICATIONS_CONFIGMAP).data or {})
         argocd_url = spec.argocd_url or (body.get("status") or {}).get("argocdUrl")
-        findings.extend(check_config(spec, data, argocd_url))
+        service = data.get(f"service.webhook.{spec.service_name}")
+        try:
+            service_url = (yaml.safe_load(service) or {}).get("url") if service else None
+        except (yaml.YAMLError, AttributeError):
+            service_url = None
+        url = service_url if isinstance(service_url, str) else None
+        delivery = observed_plan(spec, namespace, name, body.get("status") or {}, url)
+        findings.extend(check_config(spec, data, argocd_url, delivery))
         findings.extend(check_engine(data, spec.token_key))
         token_findings, token = check_token(namespace, spec)
         findings.extend(token_findings)

@@ -9,7 +9,9 @@ delivering because a relay is missing, and never pretends to be relayed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from argobridge.core.spec import BridgeSpec, DeliveryMode
@@ -70,3 +72,21 @@ def delivery_status(plan: DeliveryPlan) -> dict[str, str | None]:
     keys here lets both be merged without either overwriting the other.
     """
     return {"mode": plan.mode.value, "reason": plan.reason}
+
+
+def observed_plan(
+    spec: BridgeSpec, namespace: str, name: str, status: Mapping[str, Any], service_url: str | None
+) -> DeliveryPlan | None:
+    """The plan the operator applied, seen from outside it (doctor, preview): Relay when the bridge's
+    status says so and Argo CD's service points at this bridge's relay ingress; None means Direct.
+
+    A command run from a laptop does not know the operator's ARGOBRIDGE_RELAY_URL: the relay's base URL
+    is read back from the service the operator wrote.
+    """
+    delivery = status.get("delivery")
+    if not isinstance(delivery, Mapping) or delivery.get("mode") != DeliveryMode.RELAY.value or not service_url:
+        return None
+    suffix = relay_ingress_url("", namespace, name)
+    if not service_url.endswith(suffix) or len(service_url) == len(suffix):
+        return None
+    return plan_delivery(spec, namespace, name, service_url[: -len(suffix)], True)

@@ -125,7 +125,7 @@ def _sync(
             spec,
             RELAY_CONFIG_ERROR,
             f"Could not write this bridge's entry to the relay's config {where} ({failure}): Argo CD posts to"
-            f" Backstage directly meanwhile; ArgoBridge needs get and patch on that Secret",
+            " Backstage directly meanwhile; ArgoBridge needs get and patch on that Secret",
         )
 
 
