@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test-tools run test unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench image lint render dev-cluster clean
+.PHONY: help install tools test-tools run test delivery unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench image lint render dev-cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,8 +30,17 @@ test-tools: tools ## Also install the Backstage test backend (npm ci, once; cach
 run: install ## Run the operator with a sample bridge (builds only what it needs: etcd and kube-apiserver without a cluster)
 	$(BIN)/argobridge demo
 
-test: test-tools lint ## Lint, then the whole suite: unit, engine contract, integration, end to end (kind: make e2e-kind)
-	$(BIN)/pytest -p no:cacheprovider -ra --ignore=tests/kind
+test: test-tools lint ## Lint, then the whole suite (kind: make e2e-kind); tests/delivery runs alongside in its own process
+	@mkdir -p build
+	@$(BIN)/pytest -p no:cacheprovider -ra tests/delivery > build/test-delivery.log 2>&1 & proofs=$$!; \
+	$(BIN)/pytest -p no:cacheprovider -ra --ignore=tests/kind --ignore=tests/delivery; main=$$?; \
+	wait $$proofs; delivery=$$?; \
+	echo "======== tests/delivery (ran alongside, own control plane) ========"; cat build/test-delivery.log; \
+	echo "main suite exit $$main, tests/delivery exit $$delivery"; \
+	[ $$main -eq 0 ] && [ $$delivery -eq 0 ]
+
+delivery: test-tools ## Issue 14's delivery proofs alone (Backstage outage, restart, hung Backstage; Relay vs Direct)
+	$(BIN)/pytest -p no:cacheprovider -ra tests/delivery
 
 unit: install ## Unit tests only (no cluster)
 	$(BIN)/pytest -p no:cacheprovider tests/unit
