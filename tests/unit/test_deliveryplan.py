@@ -133,17 +133,21 @@ def test_a_direct_plan_renders_exactly_what_no_plan_renders():
     assert render_service(bridge, fallback) == render_service(bridge)
 
 
-def test_status_delivery_mode_and_reason_keep_the_relays_counters():
+def test_status_delivery_mode_keeps_the_relays_counters_in_relay_mode_and_drops_them_in_direct():
     previous = {"delivery": {"mode": "Relay", "delivered": 7, "pending": 0}}
     report = ReconcileReport()
-    report.delivery_mode = delivery_status(plan_delivery(spec({"mode": "Relay"}), "ns", "b", "", False))
-    new = build_status(previous, report, 1, "2026-01-01T00:00:00Z")
-    assert new["delivery"] == {"mode": "Direct", "reason": RELAY_NOT_INSTALLED, "delivered": 7, "pending": 0}
     report.delivery_mode = delivery_status(plan_delivery(spec({"mode": "Relay"}), "ns", "b", RELAY, True))
-    back = build_status(new, report, 1, "2026-01-01T00:00:00Z")
-    assert back["delivery"] == {"mode": "Relay", "delivered": 7, "pending": 0}
-    assert status_patch(new, back) == {"delivery": {"mode": "Relay", "reason": None}}
-    assert status_patch(back, build_status(back, report, 1, "2026-01-01T00:00:00Z")) is None
+    kept = build_status(previous, report, 1, "2026-01-01T00:00:00Z")
+    assert kept["delivery"] == {"mode": "Relay", "delivered": 7, "pending": 0}
+    assert "delivery" not in (status_patch(previous, kept) or {})
+    # Falling back to Direct: nothing counts any more, so frozen figures would mislead.
+    report.delivery_mode = delivery_status(plan_delivery(spec({"mode": "Relay"}), "ns", "b", "", False))
+    new = build_status(kept, report, 1, "2026-01-01T00:00:00Z")
+    assert new["delivery"] == {"mode": "Direct", "reason": RELAY_NOT_INSTALLED}
+    assert status_patch(kept, new) == {
+        "delivery": {"mode": "Direct", "reason": RELAY_NOT_INSTALLED, "delivered": None, "pending": None}
+    }
+    assert status_patch(new, build_status(new, report, 1, "2026-01-01T00:00:00Z")) is None
 
 
 def test_a_reconcile_that_did_not_decide_the_mode_keeps_status_delivery():
