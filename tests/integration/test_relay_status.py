@@ -58,6 +58,10 @@ def start_operator(kubeconfig: Path, namespace: str, relay: RelayProcess, log: P
     env = {
         "KUBECONFIG": str(kubeconfig),
         "ARGOBRIDGE_SHARD": SHARD,
+        # Relay mode needs a relay URL and a config Secret; the operator writes its entry into that Secret,
+        # while this test drives the relay through a config file of its own to stage each case.
+        "ARGOBRIDGE_RELAY_URL": relay.url,
+        "ARGOBRIDGE_RELAY_CONFIG_SECRET": f"{namespace}/relay-config",
         "ARGOBRIDGE_RELAY_STATUS_URLS": relay.status_url,
         "ARGOBRIDGE_RELAY_STATUS_SECONDS": str(INTERVAL),
         "ARGOBRIDGE_METRICS_PORT": str(METRICS_PORT),
@@ -147,6 +151,7 @@ def test_relay_deliveries_show_in_the_bridge_status_events_and_columns(
     relay = RelayProcess(tmp_path / "relay", config_file=tmp_path / "relay-config.json")
     relay.write_config({key: entry(url)})
     relay.start()
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "relay-config"}})
     operator = start_operator(control_plane.kubeconfig, namespace, relay, tmp_path / "operator.log")
     try:
         body = {
@@ -157,6 +162,7 @@ def test_relay_deliveries_show_in_the_bridge_status_events_and_columns(
         }
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
+        wait_for(lambda: delivery(custom, namespace).get("mode") == "Relay", what="the bridge in Relay mode")
         # 1. Delivered: the relay's count reaches the bridge's status, with the time of the delivery.
         send(relay, namespace, "first")
         wait_for(lambda: delivery(custom, namespace).get("delivered") == 1, timeout=60, what="delivered 1 in status")
