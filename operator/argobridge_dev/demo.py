@@ -217,8 +217,8 @@ def _plan() -> list[str]:
 
     controller = (
         f"Argo CD {ARGO_CD.version} notifications controller: cached (the full argocd binary)"
-        if binary_path(ARGO_CD).exists()
-        else f"Argo CD {ARGO_CD.version} notifications controller, controller only: {state(ARGO_CD_NOTIFICATIONS)}"
+        if binary_path(ARGO_CD).exists() and not binary_path(ARGO_CD_NOTIFICATIONS).exists()
+        else f"Argo CD {ARGO_CD.version} notifications controller (built alone): {state(ARGO_CD_NOTIFICATIONS)}"
     )
     installed = (cache_root() / "backstage" / backstage.install_key() / "node_modules").is_dir()
     npm = "cached" if installed else "to install with npm ci, beside the Go builds (from empty caches: 2 to 3 minutes)"
@@ -403,7 +403,8 @@ def run_mission(once: bool) -> int:
         finally:
             if controller.process is not None:
                 children.append(controller.process)
-        say(f"Argo CD notifications controller running ({controller_binary.name}), watching {DEMO_NAMESPACE}")
+        shown = f"{controller_binary.parent.name}/{controller_binary.name}"
+        say(f"Argo CD's notifications controller running ({shown}), watching {DEMO_NAMESPACE}")
 
         app = argocd_apps.application(DEMO_APP, DEMO_NAMESPACE, {"backstage.io/entity-ref": DEMO_ENTITY_REF})
         custom.create_namespaced_custom_object("argoproj.io", "v1alpha1", DEMO_NAMESPACE, "applications", app)

@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+_STEP = re.compile(r"\w+(?:\[[^\]]*\])?")
 _FILTER = re.compile(r'^(?P<field>\w+)\[\?\(@\.(?P<key>\w+)=="(?P<value>[^"]*)"\)\]$')
 
 
 def json_path(body: Mapping[str, Any], path: str) -> Any:
     """The value at a printer column's JSONPath: `.a.b` and `.a[?(@.k=="v")].b`, the forms our CRD uses."""
     value: Any = body
-    for part in path.lstrip(".").split("."):
+    for part in _STEP.findall(path):
         match = _FILTER.match(part)
         if match:
             items = value.get(match["field"]) if isinstance(value, Mapping) else None

@@ -39,9 +39,9 @@ def notifications_controller_binary() -> Path:
 
 
 def controller_only_binary() -> Path:
-    """The notifications controller for the demo: the full `argocd` when it is already built here, else
-    the controller-only build of the same Argo CD version (a fraction of the full build's compile time)."""
-    if binary_path(ARGO_CD).exists():
+    """The notifications controller for the demo: the controller-only build of the pinned Argo CD (a
+    fraction of the full build), or the full `argocd` when only that one is built here already."""
+    if binary_path(ARGO_CD).exists() and not binary_path(ARGO_CD_NOTIFICATIONS).exists():
         return notifications_controller_binary()
     return ensure_built(ARGO_CD_NOTIFICATIONS)
 
