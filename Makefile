@@ -1,7 +1,8 @@
 # ArgoBridge developer entry points. `make help` lists them.
 # Everything installs itself: Python packages into .venv (pinned in pyproject.toml); Go-built binaries
 # (kube-apiserver, etcd, argocd or its notifications controller alone, helm, argocd-operator; pinned in
-# operator/argobridge_dev/versions.py) and the Backstage test backend (npm, pinned by tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
+# operator/argobridge_dev/versions.py) and the Backstage test backend (npm, pinned by
+# tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
 
 PYTHON ?= python3
 VENV   := .venv
