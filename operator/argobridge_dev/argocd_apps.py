@@ -72,3 +72,32 @@ def set_status(
             "syncResult": {"revision": revision},
         }
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "applications", name, {"status": status})
+
+
+CONTROLLER_DEPLOYMENT = "argocd-notifications-controller"
+
+
+def stand_in_controller_deployment(apps: client.AppsV1Api, namespace: str) -> None:
+    """The Deployment Argo CD's install runs the notifications controller in, marked available.
+
+    Where the controller runs as a local process (the demo), this object stands for it, so that
+    `argobridge doctor` finds it as it would in a cluster; no kubelet or controller manager runs here
+    to create pods for it or to overwrite its status.
+    """
+    labels = {"app.kubernetes.io/name": CONTROLLER_DEPLOYMENT, "app.kubernetes.io/part-of": "argocd"}
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": CONTROLLER_DEPLOYMENT, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": CONTROLLER_DEPLOYMENT}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "argocd-notifications-controller", "image": "local-process"}]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment(namespace, body)  # type: ignore[arg-type]  # a dict, as the client accepts
+    status = {"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1}}
+    apps.patch_namespaced_deployment_status(CONTROLLER_DEPLOYMENT, namespace, status)

@@ -83,7 +83,17 @@ def test_demo_prints_the_failed_sync_as_alice_reads_it_then_stops_on_ctrl_c(tmp_
         )
         ready = {c["type"]: c["status"] for c in bridge["status"]["conditions"]}
         assert ready["Ready"] == "True" and ready["BackstageReachable"] == "True"
-        assert "argobridge doctor -n argobridge-demo" in out and "preview --bridge" in out
+        assert "preview --bridge" in out
+        # The next step it suggests works: doctor finds nothing wrong with what the demo set up.
+        doctor = subprocess.run(
+            [ARGOBRIDGE, "doctor", "-n", "argobridge-demo"],
+            env={**env, "KUBECONFIG": kubeconfig},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "argobridge doctor -n argobridge-demo" in out
+        assert doctor.returncode == 0 and "no problems found" in doctor.stdout, doctor.stdout + doctor.stderr
 
         timing = re.search(r"\(([\d.]+)s after the sync failed; (\d+)s since the demo started\)", out)
         controller = re.search(r"notifications controller running \((\S+)\)", out)[1]
