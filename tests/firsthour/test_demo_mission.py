@@ -30,7 +30,8 @@ def go_modules(binary: Path) -> dict[str, str]:
     last = ""
     for line in out.splitlines():
         fields = line.split("\t")
-        if len(fields) >= 4 and fields[1] == "dep":
+        # `mod` is the main module: Argo CD itself for the full build, the wrapper (devel) for the other.
+        if len(fields) >= 4 and fields[1] in ("dep", "mod") and fields[3] != "(devel)":
             last = fields[2]
             modules[last] = fields[3]
         elif len(fields) >= 4 and fields[1] == "=>":
