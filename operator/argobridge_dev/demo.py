@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import yaml
 from kubernetes import client, config
@@ -33,6 +33,9 @@ from kubernetes import client, config
 from argobridge.core.render import to_yaml
 from argobridge.core.spec import DEFAULT_SECRET_NAME, GROUP, NOTIFICATIONS_CONFIGMAP, PLURAL, VERSION
 from argobridge.kube.crds import MANIFESTS
+
+if TYPE_CHECKING:
+    from argobridge_dev.backstage import BackstageServer
 
 DEMO_NAMESPACE = "argobridge-demo"
 DEMO_APP = "shop"
@@ -460,37 +463,12 @@ def run_mission(once: bool) -> int:
             say("\n".join(controller.log_path.read_text(errors="replace").splitlines()[-15:]))
             raise
         took = time.monotonic() - failed_at
-        users = backstage.users(DEMO_READER)
-        received = [
-            f"user:default/{u}"
-            for u in users
-            if any(scope == n["payload"].get("scope") for n in backstage.notifications(u))
-        ]
-        entity = backstage.entity(DEMO_ENTITY_REF, DEMO_READER)
-        owner = str(entity.get("spec", {}).get("owner", ""))
-        members = {}
-        if owner.startswith("group:"):
-            group = backstage.entity(owner, DEMO_READER)
-            members[owner] = [r["targetRef"] for r in group.get("relations", []) if r.get("type") == "hasMember"]
         say("")
-        say(
-            demo_view.notification_text(
-                item,
-                f"user:default/{DEMO_READER}",
-                received,
-                [f"user:default/{u}" for u in users if f"user:default/{u}" not in received],
-                demo_view.ownership_text(DEMO_ENTITY_REF, entity, members),
-            )
-        )
+        say(_as_the_owner_reads_it(backstage, item, scope))
         say(f"  ({took:.1f}s after the sync failed; {time.monotonic() - began:.0f}s since the demo started)")
-
         body = wait_ready(DEMO_NAMESPACE, bridge["metadata"]["name"], timeout=45, also=("BackstageReachable",))
-        from argobridge.kube.crds import crd_documents
-
-        crd = next(d for d in crd_documents() if d["spec"]["names"]["plural"] == PLURAL)
         say(f"\n=== kubectl get bsb -n {DEMO_NAMESPACE}")
-        say(demo_view.kubectl_table(demo_view.printer_columns(crd), [body], datetime.now(UTC)))
-        say(demo_view.conditions_table(body))
+        say(_as_kubectl_shows_it(body))
 
         bridge_file, app_file = workdir / "bridge.yaml", workdir / "shop.yaml"
         bridge_file.write_text(yaml.safe_dump(sample_bridge(DEMO_NAMESPACE, backstage.url), sort_keys=False))
@@ -521,6 +499,41 @@ def run_mission(once: bool) -> int:
         say(f"The operator stopped: {operator.error!r}")
         return 1
     return 1
+
+
+def _as_the_owner_reads_it(backstage: BackstageServer, item: dict[str, Any], scope: str) -> str:
+    """The notification as the reader got it, with who else got it and why, all read back from Backstage."""
+    from argobridge_dev import demo_view
+
+    users = backstage.users(DEMO_READER)
+    received = [
+        f"user:default/{user}"
+        for user in users
+        if any(scope == n["payload"].get("scope") for n in backstage.notifications(user))
+    ]
+    entity = backstage.entity(DEMO_ENTITY_REF, DEMO_READER)
+    owner = str(entity.get("spec", {}).get("owner", ""))
+    members = {}
+    if owner.startswith("group:"):
+        group = backstage.entity(owner, DEMO_READER)
+        members[owner] = [r["targetRef"] for r in group.get("relations", []) if r.get("type") == "hasMember"]
+    return demo_view.notification_text(
+        item,
+        f"user:default/{DEMO_READER}",
+        received,
+        [f"user:default/{user}" for user in users if f"user:default/{user}" not in received],
+        demo_view.ownership_text(DEMO_ENTITY_REF, entity, members),
+    )
+
+
+def _as_kubectl_shows_it(body: dict[str, Any]) -> str:
+    """The bridge's `kubectl get` line (the CRD's own printer columns), then its conditions."""
+    from argobridge.kube.crds import crd_documents
+    from argobridge_dev import demo_view
+
+    crd = next(d for d in crd_documents() if d["spec"]["names"]["plural"] == PLURAL)
+    table = demo_view.kubectl_table(demo_view.printer_columns(crd), [body], datetime.now(UTC))
+    return table + "\n" + demo_view.conditions_table(body)
 
 
 def demo_bridge() -> dict[str, Any] | None:
