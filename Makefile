@@ -1,7 +1,8 @@
 # ArgoBridge developer entry points. `make help` lists them.
 # Everything installs itself: Python packages into .venv (pinned in pyproject.toml); Go-built binaries
-# (kube-apiserver, etcd, argocd, helm, argocd-operator; pinned in operator/argobridge_dev/versions.py) and the Backstage
-# test backend (npm, pinned by tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
+# (kube-apiserver, etcd, argocd or its notifications controller alone, helm, argocd-operator; pinned in
+# operator/argobridge_dev/versions.py) and the Backstage test backend (npm, pinned by
+# tests/e2e/backstage/package-lock.json) into ~/.cache/argobridge.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -27,7 +28,7 @@ tools: install ## Build the pinned Go binaries once (cached under ~/.cache/argob
 test-tools: tools ## Also install the Backstage test backend (npm ci, once; cached under ~/.cache/argobridge)
 	$(BIN)/argobridge install-backstage
 
-run: install ## Run the operator with a sample bridge (builds only what it needs: etcd and kube-apiserver without a cluster)
+run: install ## The mission end to end: a failed sync read in Backstage (no cluster: builds etcd, kube-apiserver, the controller; npm for Backstage)
 	$(BIN)/argobridge demo
 
 test: test-tools lint ## Lint, then the whole suite (kind: make e2e-kind); tests/delivery runs alongside in its own process

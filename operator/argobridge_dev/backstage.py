@@ -75,6 +75,8 @@ def ensure_installed(source: Path = SOURCE) -> Path:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # The demo installs in a thread beside the Go builds: a demo stopped meanwhile takes npm with it.
+        preexec_fn=processes.die_with_parent,
     )
     assert proc.stdout is not None
     tail: list[str] = []
@@ -217,14 +219,36 @@ class BackstageServer:
             raise RuntimeError(f"reading notifications as {user} failed: {status} {body}")
         return list(body["notifications"])
 
+    def entity(self, ref: str, user: str) -> dict[str, Any]:
+        """The catalog entity `kind:namespace/name`, read as `user:default/<user>` reads it."""
+        kind, _, rest = ref.partition(":")
+        namespace, _, name = rest.partition("/")
+        url = f"{self.url}/api/catalog/entities/by-name/{kind}/{namespace}/{name}"
+        status, body = _request("GET", url, self.user_token(user))
+        if status != 200:
+            raise RuntimeError(f"reading {ref} as {user} failed: {status} {body}")
+        return dict(body)
+
+    def users(self, user: str) -> list[str]:
+        """The names of every User in the catalog, read as `user:default/<user>`."""
+        status, body = _request("GET", f"{self.url}/api/catalog/entities?filter=kind=user", self.user_token(user))
+        if status != 200:
+            raise RuntimeError(f"listing users as {user} failed: {status} {body}")
+        return sorted(str(entity["metadata"]["name"]) for entity in body)
+
     def send(self, body: Any, token: str | None = None) -> tuple[int, Any]:
         """POST a create request, as Argo CD's engine would; a str body is sent exactly as it is."""
         return _request("POST", f"{self.url}/api/notifications/notifications", token or self.token, body)
 
+    @property
+    def log_path(self) -> Path | None:
+        """The backend's log file (stdout and stderr), once it was started."""
+        return self.workdir / f"backend-{self.port}.log" if self.workdir else None
+
     def log_tail(self, lines: int = 40) -> str:
-        if not self.workdir:
+        path = self.log_path
+        if path is None:
             return ""
-        path = self.workdir / f"backend-{self.port}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def stop(self) -> None:

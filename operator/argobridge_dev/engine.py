@@ -21,8 +21,8 @@ from argobridge.engine.offline import OFFLINE_SERVER, EngineError
 from argobridge.engine.offline import OfflineEngine as _OfflineEngine
 from argobridge_dev import processes
 from argobridge_dev.controlplane import free_port
-from argobridge_dev.gobuild import ensure_built, go_env
-from argobridge_dev.versions import ARGO_CD
+from argobridge_dev.gobuild import binary_path, ensure_built, go_env
+from argobridge_dev.versions import ARGO_CD, ARGO_CD_NOTIFICATIONS
 
 
 def argocd_binary() -> Path:
@@ -36,6 +36,14 @@ def notifications_controller_binary() -> Path:
     if not link.exists():
         link.symlink_to(binary.name)
     return link
+
+
+def controller_only_binary() -> Path:
+    """The notifications controller for the demo: the controller-only build of the pinned Argo CD (a
+    fraction of the full build), or the full `argocd` when only that one is built here already."""
+    if binary_path(ARGO_CD).exists() and not binary_path(ARGO_CD_NOTIFICATIONS).exists():
+        return notifications_controller_binary()
+    return ensure_built(ARGO_CD_NOTIFICATIONS)
 
 
 def argocd_module_dir() -> Path:
@@ -65,7 +73,14 @@ class OfflineEngine(_OfflineEngine):
         super().__post_init__()
 
 
-__all__ = ["OFFLINE_SERVER", "EngineError", "NotificationsController", "OfflineEngine", "argocd_binary"]
+__all__ = [
+    "OFFLINE_SERVER",
+    "EngineError",
+    "NotificationsController",
+    "OfflineEngine",
+    "argocd_binary",
+    "controller_only_binary",
+]
 
 
 @dataclass
@@ -77,10 +92,12 @@ class NotificationsController:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = field(default_factory=free_port)
+    # Default: the full `argocd` run as `argocd-notifications`; the demo passes controller_only_binary().
+    binary: Path | None = None
 
     def start(self) -> NotificationsController:
         args = [
-            str(notifications_controller_binary()),
+            str(self.binary or notifications_controller_binary()),
             *("--kubeconfig", str(self.kubeconfig), "--namespace", self.namespace),
             *("--metrics-port", str(self.metrics_port), "--logformat", "json"),
             # Not debug: at debug the controller logs each request with its Authorization header.

@@ -19,27 +19,13 @@ import pytest
 from kubernetes import client
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
+from argobridge_dev import argocd_apps
+from argobridge_dev.argocd_apps import create_default_project
 from argobridge_dev.argocd_install import install_argocd_objects
 from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import ControlPlane, free_port
 from argobridge_dev.engine import NotificationsController
 from tests.conftest import FIGURES, ExternalCluster, wait_for
-
-
-def create_default_project(custom: client.CustomObjectsApi, namespace: str) -> None:
-    """The `default` AppProject Argo CD's controllers expect, allowing every source and destination."""
-    custom.create_namespaced_custom_object(
-        "argoproj.io",
-        "v1alpha1",
-        namespace,
-        "appprojects",
-        {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "AppProject",
-            "metadata": {"name": "default", "namespace": namespace},
-            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
-        },
-    )
 
 
 class Rig:
@@ -95,26 +81,8 @@ class Rig:
     def set_status(
         self, name: str, phase: str | None, health: str, message: str = "", started: str = "", revision: str = "a1b2c3d"
     ) -> None:
-        """Write status the way Argo CD's application controller does (Application has no status subresource)."""
-        # reconciledAt after finishedAt: the notifications controller skips an app whose sync status is
-        # older than its last operation ("Processing skipped: sync status out of date").
-        status: dict[str, Any] = {
-            "sync": {"status": "Synced", "revision": revision},
-            "health": {"status": health, "lastTransitionTime": started or None},
-            "reconciledAt": started or None,
-        }
-        if phase is not None:
-            status["operationState"] = {
-                "phase": phase,
-                "message": message,
-                "startedAt": started,
-                "finishedAt": started,
-                "operation": {"sync": {"revision": revision}},
-                "syncResult": {"revision": revision},
-            }
-        self.apps.patch_namespaced_custom_object(
-            "argoproj.io", "v1alpha1", self.namespace, "applications", name, {"status": status}
-        )
+        """Write status the way Argo CD's application controller does (see argobridge_dev.argocd_apps)."""
+        argocd_apps.set_status(self.apps, self.namespace, name, phase, health, message, started, revision)
 
     def touch(self, name: str) -> None:
         """An unrelated change to the app, which makes the controller process it again."""

@@ -45,3 +45,16 @@ def test_forbidden_placeholder_replaces_are_dropped():
     )
     assert "FORBIDDEN" not in text
     assert f"go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 {ETCD.version}" in text
+
+
+def test_controller_only_build_is_a_main_package_of_the_wrapper_requiring_the_same_argo_cd():
+    from argobridge_dev.versions import ARGO_CD, ARGO_CD_NOTIFICATIONS
+
+    text = wrapper_go_mod(
+        ARGO_CD_NOTIFICATIONS, "go 1.25.0\nreplace github.com/argoproj/gitops-engine => ./gitops-engine\n"
+    )
+    assert "tool " not in text, "the wrapper builds its own main package, not a tool of the module"
+    assert f"require {ARGO_CD.module} {ARGO_CD.version}" in text
+    assert f"github.com/argoproj/gitops-engine => github.com/argoproj/gitops-engine {ARGO_CD.replace_version}" in text
+    assert '"github.com/argoproj/argo-cd/v3/cmd/argocd-notification/commands"' in ARGO_CD_NOTIFICATIONS.main_source
+    assert ARGO_CD_NOTIFICATIONS.ldflags == ARGO_CD.ldflags
