@@ -267,7 +267,7 @@ def _build_everything() -> tuple[Path, _Background]:
 # The delivery relay (issue 14, argobridge_dev/relayproc.py): once the operator reads ARGOBRIDGE_RELAY_URL
 # (branch t14-wire), set this True. The demo then runs a real relay process, the operator renders the
 # webhook toward it, and Argo CD posts there instead of to Backstage; nothing else here changes.
-WITH_RELAY = False
+WITH_RELAY = True
 
 
 def start_relay(workdir: Path, children: list[subprocess.Popen[bytes]]) -> dict[str, str]:

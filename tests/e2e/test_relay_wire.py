@@ -153,6 +153,37 @@ def test_relay_mode_bridge_delivers_a_sync_failure_to_backstage_through_the_rela
     assert counts["pending"] == 0 and counts["deadLettered"] == 0
 
 
+def test_send_test_via_relay_goes_the_way_argo_cd_does_and_arrives(world: RelayWorld):
+    """`argobridge send-test --via-relay`: to the URL in Argo CD's own service, with Argo CD's token; the
+    relay stores it (202) and delivers it to the entity's owner."""
+    from argobridge.commands.send_test import send_test
+
+    rig = world.rig
+    wait_for(lambda: world.delivery().get("mode") == "Relay", timeout=60, what="status.delivery.mode Relay")
+    wait_for(world.entry, timeout=60, what="the bridge's entry")
+    before = world.relay.bridge_status(rig.namespace, "backstage").get("delivered", 0)
+    outcome = wait_for(
+        lambda: (sent := send_test(rig.namespace, "backstage", "component:default/shop", via_relay=True)).ok and sent,
+        timeout=30,
+        what="the relay accepting the test notification",
+    )
+    assert "stored the test notification (202)" in outcome.lines[0]
+    assert rig.token() not in "\n".join(outcome.lines)
+    scope = f"argobridge-test/{rig.namespace}/backstage"
+    wait_for(
+        lambda: any(item["payload"].get("scope") == scope for item in rig.backstage.notifications("alice")),
+        timeout=60,
+        what="the relayed test notification in alice's Backstage",
+    )
+    wait_for(
+        lambda: world.relay.bridge_status(rig.namespace, "backstage").get("delivered", 0) > before,
+        what="the relay counting it",
+    )
+    # A relay that does not know the token says so instead of a bare 401.
+    wrong = send_test(rig.namespace, "backstage", None, via_relay=True, relay_url=world.relay.url + "/nowhere")
+    assert not wrong.ok and "relay" in wrong.lines[0]
+
+
 def test_an_idle_bridge_does_not_rewrite_its_relay_entry(world: RelayWorld):
     wait_for(world.entry, what="the entry")
     before = world.config_secret().metadata.resource_version

@@ -113,3 +113,36 @@ def test_doctor_finds_missing_edited_unparsable_keys_and_missing_url():
     text = format_text(failed)
     assert "is not supported" in text and "differ from what ArgoBridge renders" in text and trigger in text
     assert '"ok": false' in format_json("argocd", [problem("x", "y", "z")])
+
+
+def test_send_test_via_relay_explains_each_relay_answer():
+    from argobridge.commands.send_test import explain_relay_answer
+
+    url = "http://relay:8090/v1/bridges/argocd/backstage/notifications"
+    stored = explain_relay_answer(202, {"id": 1}, url)
+    assert stored.ok and "stored" in stored.lines[0] and "status.delivery" in stored.lines[1]
+    for status, words in ((401, "token"), (404, "no entry"), (413, "100 kB"), (503, "cannot store")):
+        outcome = explain_relay_answer(status, {"error": "x"}, url)
+        assert not outcome.ok and str(status) in outcome.lines[0] and words in outcome.lines[0]
+
+
+def test_the_url_argo_cd_posts_to_is_read_from_its_service_text():
+    from argobridge.core.render import service_url_of
+
+    assert service_url_of("url: http://relay:8090/v1/bridges/a/b/notifications\nheaders: []\n") == (
+        "http://relay:8090/v1/bridges/a/b/notifications"
+    )
+    assert service_url_of("") is None and service_url_of("[not: a map") is None and service_url_of("- x") is None
+
+
+def test_doctor_reports_how_notifications_travel_and_what_was_lost():
+    from argobridge.commands.doctor import check_delivery
+
+    (direct,) = check_delivery({"delivery": {"mode": "Direct"}})
+    assert direct.ok and "Direct" in direct.message
+    (fallback,) = check_delivery({"delivery": {"mode": "Direct", "reason": "RelayNotInstalled"}})
+    assert not fallback.ok and "relay.enabled" in fallback.fix
+    relayed = check_delivery({"delivery": {"mode": "Relay", "delivered": 5, "pending": 2, "deadLettered": 1}})
+    assert relayed[0].ok and "delivered 5, pending 2" in relayed[0].message
+    assert [f.check for f in relayed if not f.ok] == ["delivery/dead-letters"]
+    assert not check_delivery({})[0].ok

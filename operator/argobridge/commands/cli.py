@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = send.add_mutually_exclusive_group(required=True)
     target.add_argument("--entity-ref", help="an entity to notify, e.g. component:default/shop (its owners receive it)")
     target.add_argument("--broadcast", action="store_true", help="notify every Backstage user")
+    send.add_argument("--via-relay", action="store_true", help="send it as Argo CD does in Relay mode: to the relay")
+    send.add_argument("--relay-url", help="the relay's base URL from where you are, e.g. a port-forward")
 
     doctor = commands.add_parser("doctor", help="check a live installation for every known failure mode")
     doctor.add_argument("-n", "--namespace", default="argocd", help="the Argo CD namespace (default argocd)")
@@ -183,7 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "send-test":
         from argobridge.commands.send_test import send_test_command
 
-        return send_test_command(args.namespace, args.bridge, None if args.broadcast else args.entity_ref)
+        return send_test_command(
+            args.namespace,
+            args.bridge,
+            None if args.broadcast else args.entity_ref,
+            args.via_relay or bool(args.relay_url),
+            args.relay_url,
+        )
     if args.command == "doctor":
         from argobridge.commands.doctor import doctor_command
 

@@ -21,7 +21,7 @@ from argobridge.core.appcheck import AppFacts, diagnose_app, in_scope, known_con
 from argobridge.core.deliveryplan import DeliveryPlan, observed_plan
 from argobridge.core.events import CATALOG
 from argobridge.core.probe import LEGACY_NOTIFICATIONS_PATH
-from argobridge.core.render import ARGOCD_URL_CONTEXT, CONTEXT_KEY, render_notifications_config
+from argobridge.core.render import ARGOCD_URL_CONTEXT, CONTEXT_KEY, render_notifications_config, service_url_of
 from argobridge.core.rotation import token_digest
 from argobridge.core.spec import (
     GROUP,
@@ -108,6 +108,53 @@ def check_bridge_status(body: Mapping[str, Any]) -> list[Finding]:
                     str(condition.get("message", "")),
                 )
             )
+    return findings
+
+
+def check_delivery(status: Mapping[str, Any]) -> list[Finding]:
+    """How notifications travel and what the relay did with them, from status.delivery (pure).
+
+    The Delivering condition already says whether delivery works now; this adds the figures a person
+    looks for first (what was lost for good, what waits), and a Relay asked for but not in effect.
+    """
+    delivery = status.get("delivery") or {}
+    mode = delivery.get("mode")
+    if not mode:
+        return [problem("delivery", "no delivery mode in the status yet", "wait for the operator's next reconcile")]
+    if mode != "Relay":
+        if delivery.get("reason"):
+            return [
+                problem(
+                    "delivery",
+                    f"delivery is {mode} ({delivery['reason']}): notifications Backstage misses are lost",
+                    "install the chart with relay.enabled=true (the default), or set spec.delivery.mode: Direct",
+                )
+            ]
+        return [ok("delivery", "delivery is Direct: Argo CD posts to Backstage itself; misses are not counted")]
+    figures = (
+        f"delivered {delivery.get('delivered', 0)}, pending {delivery.get('pending', 0)}, rejected"
+        f" {delivery.get('rejected', 0)}, dead-lettered {delivery.get('deadLettered', 0)}, no recipients"
+        f" {delivery.get('noRecipients', 0)}"
+    )
+    findings = [ok("delivery", f"delivery is Relay: {figures}")]
+    if delivery.get("deadLettered"):
+        findings.append(
+            problem(
+                "delivery/dead-letters",
+                f"{delivery['deadLettered']} notification(s) were given up after spec.delivery.retryFor",
+                "see the bridge's DeadLettered Events for their scopes; lengthen spec.delivery.retryFor if"
+                " Backstage is often down that long",
+            )
+        )
+    if delivery.get("rejected"):
+        findings.append(
+            problem(
+                "delivery/rejected",
+                f"Backstage refused {delivery['rejected']} notification(s) for good"
+                f" (last error: {delivery.get('lastError') or 'none recorded'})",
+                "check the bridge's routes and texts with `argobridge preview`",
+            )
+        )
     return findings
 
 
@@ -361,6 +408,7 @@ def run_checks(namespace: str) -> list[Finding]:
         name = str(body["metadata"]["name"])
         findings.append(ok("bridge", f"BackstageBridge {namespace}/{name}"))
         findings.extend(check_bridge_status(body))
+        findings.extend(check_delivery(body.get("status") or {}))
         try:
             spec = parse_bridge_spec(body.get("spec") or {}, namespace)
         except SpecError as error:
@@ -371,12 +419,7 @@ def run_checks(namespace: str) -> list[Finding]:
             spec = replace(spec, notifications_path=LEGACY_NOTIFICATIONS_PATH)
         data = dict(configmaps.read_config_map(namespace, NOTIFICATIONS_CONFIGMAP).data or {})
         argocd_url = spec.argocd_url or (body.get("status") or {}).get("argocdUrl")
-        service = data.get(f"service.webhook.{spec.service_name}")
-        try:
-            service_url = (yaml.safe_load(service) or {}).get("url") if service else None
-        except (yaml.YAMLError, AttributeError):
-            service_url = None
-        url = service_url if isinstance(service_url, str) else None
+        url = service_url_of(data.get(f"service.webhook.{spec.service_name}") or "")
         delivery = observed_plan(spec, namespace, name, body.get("status") or {}, url)
         findings.extend(check_config(spec, data, argocd_url, delivery))
         findings.extend(check_engine(data, spec.token_key))

@@ -187,6 +187,16 @@ def render_service(spec: BridgeSpec, plan: DeliveryPlan | None = None) -> str:
     return to_yaml(service)
 
 
+def service_url_of(service_text: str) -> str | None:
+    """The `url` of a rendered webhook service (what Argo CD posts to), None when unreadable."""
+    try:
+        loaded = yaml.safe_load(service_text) if service_text.strip() else None
+    except yaml.YAMLError:
+        return None
+    url = loaded.get("url") if isinstance(loaded, dict) else None
+    return url if isinstance(url, str) else None
+
+
 def render_template(
     spec: BridgeSpec,
     definition: EventDefinition,
