@@ -74,14 +74,16 @@ def test_bridge_deleted_and_recreated_with_the_same_name_subscribes_its_applicat
 def test_invalid_spec_keeps_every_applications_subscribe_annotations_across_an_operator_restart(
     control_plane, core, custom, namespace, tmp_path: Path
 ):
-    from tests.e2e.test_token_rotation import OperatorProcess
+    from argobridge_dev.operatorproc import OperatorProcess
 
     shard = f"invalid-{uuid.uuid4().hex[:6]}"
     create_app(namespace, "shop", dict(REF))
     body = bridge(namespace, subscriptions={"mode": "Annotations"})
     body["metadata"]["labels"] = {"argobridge.io/shard": shard}
     create_bridge(custom, body)
-    operator = OperatorProcess(control_plane.kubeconfig, namespace, shard, tmp_path / "operator.log").start()
+    operator = OperatorProcess(
+        control_plane.kubeconfig, shard, tmp_path / "operator.log", namespaces=[namespace]
+    ).start()
     try:
         wait_for(lambda: subscribed(namespace, "shop"), timeout=60, what="subscribe annotations added")
         before = annotations_of(namespace, "shop")
@@ -220,7 +222,7 @@ class FakeDownBackstageCountingConnections:
 def test_rotation_waiting_for_backstage_probes_it_with_backoff_not_every_two_seconds(
     control_plane, core, custom, namespace, tmp_path: Path, figures
 ):
-    from tests.e2e.test_token_rotation import OperatorProcess
+    from argobridge_dev.operatorproc import OperatorProcess
 
     backstage = FakeDownBackstageCountingConnections()
     shard = f"probe-{uuid.uuid4().hex[:6]}"
@@ -228,7 +230,7 @@ def test_rotation_waiting_for_backstage_probes_it_with_backoff_not_every_two_sec
     body["metadata"]["labels"] = {"argobridge.io/shard": shard}
     body["spec"] = {"backstage": {"url": f"http://127.0.0.1:{backstage.port}"}, "token": {"mirror": {"name": "tokens"}}}
     create_bridge(custom, body)
-    operator = OperatorProcess(control_plane.kubeconfig, namespace, shard, tmp_path / "operator.log")
+    operator = OperatorProcess(control_plane.kubeconfig, shard, tmp_path / "operator.log", namespaces=[namespace])
     operator.env["ARGOBRIDGE_RESYNC_SECONDS"] = "120"
     operator.start()
     try:
