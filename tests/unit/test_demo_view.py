@@ -43,8 +43,8 @@ def test_json_path_reads_plain_fields_and_condition_filters():
 def test_kubectl_line_has_the_crds_default_columns_in_order():
     now = datetime(2026, 12, 2, 10, 0, 41, tzinfo=UTC)
     header, row = kubectl_table(printer_columns(bridge_crd()), [BRIDGE], now).splitlines()
-    assert header.split() == ["NAME", "READY", "REASON", "BACKSTAGE", "SUBSCRIBED", "FLAVOR", "AGE"]
-    assert row.split() == ["backstage", "True", "Ready", "TokenAccepted", "1", "ArgoCD", "41s"]
+    assert header.split() == ["NAME", "READY", "REASON", "BACKSTAGE", "SUBSCRIBED", "PENDING", "FLAVOR", "AGE"]
+    assert row.split() == ["backstage", "True", "Ready", "TokenAccepted", "1", "<none>", "ArgoCD", "41s"]
     assert header.index("READY") == row.index("True"), "columns line up"
 
 
