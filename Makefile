@@ -31,7 +31,7 @@ run: install ## Run the operator with a sample bridge (builds only what it needs
 	$(BIN)/argobridge demo
 
 test: test-tools lint ## Lint, then the whole suite: unit, engine contract, integration, end to end (kind: make e2e-kind)
-	$(BIN)/pytest -p no:cacheprovider -ra --ignore=tests/kind
+	$(BIN)/pytest -p no:cacheprovider -ra --durations=30 --ignore=tests/kind
 
 unit: install ## Unit tests only (no cluster)
 	$(BIN)/pytest -p no:cacheprovider tests/unit
