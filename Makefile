@@ -33,8 +33,8 @@ run: install ## The mission end to end: a failed sync read in Backstage (no clus
 
 test: test-tools lint ## Lint, then the whole suite (kind: make e2e-kind); tests/delivery runs alongside in its own process
 	@mkdir -p build
-	@$(BIN)/pytest -p no:cacheprovider -ra tests/delivery > build/test-delivery.log 2>&1 & proofs=$$!; \
-	$(BIN)/pytest -p no:cacheprovider -ra --ignore=tests/kind --ignore=tests/delivery; main=$$?; \
+	@$(BIN)/pytest -p no:cacheprovider -ra --durations=15 tests/delivery > build/test-delivery.log 2>&1 & proofs=$$!; \
+	$(BIN)/pytest -p no:cacheprovider -ra --durations=40 --junitxml=build/junit.xml --ignore=tests/kind --ignore=tests/delivery; main=$$?; \
 	wait $$proofs; delivery=$$?; \
 	echo "======== tests/delivery (ran alongside, own control plane) ========"; cat build/test-delivery.log; \
 	echo "main suite exit $$main, tests/delivery exit $$delivery"; \

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from argobridge_dev.controlplane import ControlPlane, free_port
 
@@ -129,11 +131,26 @@ def custom(control_plane: ControlPlane) -> client.CustomObjectsApi:
 
 
 @pytest.fixture
-def bare_namespace(core: client.CoreV1Api) -> str:
+def bare_namespace(core: client.CoreV1Api) -> Iterator[str]:
     """A fresh namespace with nothing in it (never deleted: this control plane has no namespace controller)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core.create_namespace({"metadata": {"name": name}})
-    return name
+    yield name
+    _delete_bridges_in(name)
+
+
+def _delete_bridges_in(namespace: str) -> None:
+    """Delete the test's bridges when it ends (without waiting): the session's operator would otherwise
+    resync every bridge of every earlier test every few seconds, and the suite would slow down as it goes."""
+    from argobridge.core.spec import GROUP, PLURAL, VERSION
+
+    custom = client.CustomObjectsApi()
+    try:
+        found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        for item in found:
+            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, item["metadata"]["name"])
+    except (ApiException, urllib3.exceptions.HTTPError):
+        pass  # no CRD in this control plane, the bridge already gone, or a test stopped the apiserver
 
 
 @pytest.fixture

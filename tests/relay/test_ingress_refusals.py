@@ -9,16 +9,15 @@ from pathlib import Path
 
 import httpx
 
-from argobridge_dev.controlplane import free_port
-from tests.relay.test_relay_process import _start
+from argobridge_dev.relayproc import RelayProcess
 
 
 def test_refused_requests_store_nothing_and_never_log_the_token(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.json"
     entry = {"url": "http://127.0.0.1:9/x", "token": "good-token", "acceptTokens": [], "retryForSeconds": 60}
     cfg.write_text(json.dumps({"ns.b": entry}))
-    port, status_port = free_port(), free_port()
-    relay = _start(tmp_path, cfg, port, status_port)
+    relay = RelayProcess(tmp_path / "relay", config_file=cfg).start()
+    port, status_port = relay.port, relay.status_port
     base = f"http://127.0.0.1:{port}/v1/bridges"
     body = {"recipients": {"type": "broadcast"}, "payload": {"title": "t"}}
     try:
@@ -52,7 +51,8 @@ def test_refused_requests_store_nothing_and_never_log_the_token(tmp_path: Path) 
         doc = httpx.get(f"http://127.0.0.1:{status_port}/v1/status").json()
         assert doc["bridges"]["ns/b"]["pending"] == 0
     finally:
-        relay.send_signal(signal.SIGTERM)
-        assert relay.wait(timeout=15) == 0
-    logs = (tmp_path / "stderr").read_bytes()
-    assert b"good-token" not in logs and b"bad-token" not in logs
+        assert relay.proc is not None
+        relay.proc.send_signal(signal.SIGTERM)
+        assert relay.proc.wait(timeout=15) == 0
+    logs = relay.log()
+    assert "good-token" not in logs and "bad-token" not in logs

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,12 +13,6 @@ import httpx
 from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import free_port
 from argobridge_dev.relayproc import RelayProcess
-
-
-def _start(tmp: Path, cfg: Path, port: int, status_port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "argobridge.commands.cli", "relay", "--listen", f"127.0.0.1:{port}"]
-    cmd += ["--status-listen", f"127.0.0.1:{status_port}", "--data-dir", str(tmp / "data"), "--config-file", str(cfg)]
-    return subprocess.Popen(cmd, stderr=open(tmp / "stderr", "ab"), env=os.environ.copy())
 
 
 def _status(status_port: int, deadline: float = 60.0, want: int = 1) -> dict[str, object]:
@@ -51,8 +42,8 @@ def test_acknowledged_item_survives_sigkill_and_is_delivered_once(tmp_path: Path
             "attemptTimeoutSeconds": 5,
         }
         cfg.write_text(json.dumps({"ns.b": entry}))
-        port, status_port = free_port(), free_port()
-        relay = _start(tmp_path, cfg, port, status_port)
+        relay = RelayProcess(tmp_path / "relay", config_file=cfg).start()
+        port, status_port = relay.port, relay.status_port
         body = {
             "recipients": {"type": "entity", "entityRef": "user:default/guest"},
             "payload": {"title": "relay", "scope": "relay-test"},
@@ -71,10 +62,9 @@ def test_acknowledged_item_survives_sigkill_and_is_delivered_once(tmp_path: Path
                 pass
             assert time.monotonic() < end
             time.sleep(0.3)
-        relay.send_signal(signal.SIGKILL)
-        relay.wait()
+        relay.kill()
         backstage.restart(token="relay-test-token")
-        relay = _start(tmp_path, cfg, port, status_port)
+        relay.start()  # the same data directory and ports, as a restarted pod has
         try:
             assert _status(status_port)["delivered"] == 1
             titles = [
@@ -84,9 +74,10 @@ def test_acknowledged_item_survives_sigkill_and_is_delivered_once(tmp_path: Path
             ]
             assert titles == ["relay"]
         finally:
-            relay.send_signal(signal.SIGTERM)
-            assert relay.wait(timeout=15) == 0
-    assert b"relay-test-token" not in (tmp_path / "stderr").read_bytes()
+            assert relay.proc is not None
+            relay.proc.send_signal(signal.SIGTERM)
+            assert relay.proc.wait(timeout=15) == 0
+    assert "relay-test-token" not in relay.log()
 
 
 def _entry(url: str) -> dict[str, object]:

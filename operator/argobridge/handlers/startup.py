@@ -51,6 +51,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.connect_timeout = 3
     settings.networking.request_timeout = 30
     settings.networking.error_backoffs = [1, 2, 4, 8]
+    # A timer still running when its bridge is deleted (a reconcile in a worker thread) is re-checked
+    # after this many seconds before the deletion handler may finish; kopf's default of 60 s held
+    # every such bridge's finalizer for a minute.
+    settings.background.cancellation_polling = 1
     _serve_metrics_once(Settings.from_env().metrics_port)
 
 
