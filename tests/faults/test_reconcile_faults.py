@@ -25,11 +25,13 @@ from kubernetes.client.exceptions import ApiException
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge_dev.controlplane import free_port
 from tests.conftest import wait_for
+from tests.delivery.standins import HungBackstage
 from tests.integration.test_applications import create_app
 from tests.integration.test_bridge_reconcile import (
     CM,
     SECRET,
     bridge,
+    bridge_gone,
     cm_data,
     condition,
     create_bridge,
@@ -173,6 +175,24 @@ def test_unreachable_backstage_and_catalog_never_block_the_configuration(core, c
     assert cm_data(core, namespace) == expected_keys(namespace, **spec)
     wait_event(core, namespace, "Unreachable")
     assert_no_part_of(token_of(core, namespace), visible_texts(core, custom, namespace))
+
+
+@pytest.mark.usefixtures("operator", "argocd_crds")
+def test_a_bridge_deleted_while_its_backstage_hangs_is_gone_in_seconds_not_a_minute(core, custom, namespace):
+    """A probe stuck on a Backstage that never answers must not hold the finalizer: kopf re-checks a
+    timer still running only every `cancellation_polling` seconds (a minute by default) before it lets a
+    deleted object go, so a user's `kubectl delete` would hang that long."""
+    hung = HungBackstage().start()
+    try:
+        create_bridge(custom, bridge(namespace, backstage={"url": hung.url}))
+        wait_for(lambda: hung.accepted > 0, timeout=60, what="the bridge's probe reached the hung Backstage")
+        started = time.monotonic()
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")
+        wait_for(lambda: bridge_gone(custom, namespace), timeout=45, what="the deleted bridge gone")
+        assert time.monotonic() - started < 45
+        assert "service.webhook.backstage" not in cm_data(core, namespace)
+    finally:
+        hung.stop()
 
 
 @pytest.mark.usefixtures("operator", "argocd_crds")

@@ -95,6 +95,18 @@ def bridge_body(custom: client.CustomObjectsApi, namespace: str) -> dict[str, An
     return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME)
 
 
+def _changed(before: Any, after: Any, path: str = "") -> list[str]:
+    """The paths whose values differ between two bodies, so a failed idleness check names the write."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            change
+            for key in sorted(set(before) | set(after))
+            if key != "resourceVersion"
+            for change in _changed(before.get(key), after.get(key), f"{path}.{key}")
+        ]
+    return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
+
+
 def delivery(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
     return dict((bridge_body(custom, namespace).get("status") or {}).get("delivery") or {})
 
@@ -208,10 +220,13 @@ def test_relay_deliveries_show_in_the_bridge_status_events_and_columns(
             what="settled",
         )
         time.sleep(INTERVAL)  # one more period, so a write the last answer caused has landed
-        before = bridge_body(custom, namespace)["metadata"]["resourceVersion"]
+        first = bridge_body(custom, namespace)
         time.sleep(3 * INTERVAL + 1)
         after = bridge_body(custom, namespace)
-        assert after["metadata"]["resourceVersion"] == before, "an idle relay caused a write to the bridge"
+        changed = _changed(first, after)
+        assert after["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"], (
+            f"an idle relay caused a write to the bridge: {changed}"
+        )
         assert after["status"]["delivery"]["deadLettered"] == 1 and settled["status"]["delivery"]["delivered"] == 3
         assert len(events(core, namespace, "DeadLettered")) == 1
     finally:
