@@ -59,12 +59,20 @@ def wait_gone(pids: set[int], timeout: float) -> set[int]:
     return {pid for pid in pids if alive(pid)}
 
 
+def _as_from_a_terminal() -> None:
+    """preexec_fn: SIGINT and SIGQUIT as a terminal leaves them. A shell starts a background job (`make
+    test` runs this module's lane with `&`) with both ignored, an ignored SIGINT survives exec, and Python
+    then never raises KeyboardInterrupt: the process would be tested for a Ctrl-C it cannot receive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def start(
     args: list[str], ready_line: str, env: dict[str, str], log: Path, timeout: float = 240.0
 ) -> subprocess.Popen[bytes]:
     """Start a command and wait for the line that says it is up (the log file is its stdout)."""
     out = open(log, "wb")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_as_from_a_terminal)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready_line in log.read_text(errors="replace"):

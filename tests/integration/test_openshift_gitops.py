@@ -181,6 +181,8 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
     off = {"spec": {"notifications": {"enabled": False}}}
     custom.patch_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD, off)
     wait_for(lambda: token(core, namespace) is None, what="the operator deleting argocd-notifications-secret")
+    # It deletes the resource too, in its own time (after the Secret on a loaded machine).
+    wait_for(lambda: read_nc(custom, namespace) is None, what="the operator deleting the NotificationsConfiguration")
     body = wait_for(
         lambda: (
             (b := get_bridge(custom, namespace))
@@ -194,7 +196,7 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
     command = shlex.split(message.split("Enable them with: ", 1)[1])
     assert command[:4] == ["kubectl", "patch", "argocds.argoproj.io", ARGOCD]
     assert token(core, namespace) is None  # ArgoBridge does not fight the operator over the Secret
-    assert read_nc(custom, namespace) is None  # the operator deleted the resource too; nobody re-created it
+    assert read_nc(custom, namespace) is None  # and nobody re-created it
     argocd = custom.get_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD)
     assert argocd["spec"]["notifications"] == {"enabled": False}  # and never edits the ArgoCD resource
 
