@@ -33,7 +33,7 @@ run: install ## The mission end to end: a failed sync read in Backstage (no clus
 
 # Slow tests that start their own processes (control plane, controller, relay, image): a second pytest runs
 # them alongside the main suite, since most of their time is waiting, not computing.
-ALONGSIDE := tests/delivery tests/e2e/test_token_rotation.py tests/firsthour tests/image
+ALONGSIDE := tests/delivery tests/e2e/test_token_rotation.py tests/faults/test_leader_faults.py tests/firsthour tests/image
 
 test: test-tools lint ## Lint, then the whole suite (kind: make e2e-kind); the slow self-contained tests run alongside
 	@mkdir -p build
