@@ -47,6 +47,7 @@ from argobridge.core.spec import (
 from argobridge_dev.engine import EngineError, OfflineEngine
 from tests.conftest import wait_for
 from tests.contract.test_engine_contract import HOSTILE_MESSAGE, app
+from tests.integration.test_bridge_reconcile import bridge_gone
 
 CM = "argocd-notifications-cm"
 BACKSTAGE = "https://backstage.example.com"
@@ -242,6 +243,14 @@ def test_spec_refused_by_the_core_leaves_the_running_configuration_byte_identica
     assert says in condition(body, "ConfigApplied")["message"]
     assert condition(body, "Ready")["status"] == "False"
     assert config_map_bytes(core, namespace) == before
+
+    # Deleting it works from the records alone, whether or not the spec still renders: its keys and its
+    # marked entries go, and the finalizer never waits for a spec that can no longer be applied.
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")
+    wait_for(lambda: bridge_gone(custom, namespace), timeout=60, what="the bridge deleted")
+    data = core.read_namespaced_config_map(CM, namespace).data or {}
+    assert [key for key in data if key.endswith("-backstage") or key == "service.webhook.backstage"] == []
+    assert "argobridge.io/bridge" not in json.dumps(data)
 
 
 @pytest.fixture

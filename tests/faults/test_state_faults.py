@@ -298,7 +298,11 @@ def test_memory_of_a_deleted_application_and_a_deleted_bridge_is_dropped(core, c
     uid = app["metadata"]["uid"]
     create_bridge(custom, bridge(namespace, subscriptions={"mode": "Annotations"}))
     wait_for(lambda: subscribed(namespace, "shop"), what="subscribe annotations added")
-    assert uid in annotation_sync._applied and (namespace, "backstage") in probing._probes
+    # The operator records the app once its patch has returned, a moment after the apiserver shows it.
+    wait_for(
+        lambda: uid in annotation_sync._applied and (namespace, "backstage") in probing._probes,
+        what="the operator remembering the app and the bridge's probe",
+    )
     custom.delete_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "applications", "shop")
     wait_for(lambda: uid not in annotation_sync._applied and uid not in bridge_handlers._posted, what="app forgotten")
     delete_bridge(custom, namespace)

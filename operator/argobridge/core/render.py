@@ -242,6 +242,18 @@ def render_trigger(definition: EventDefinition, window_minutes: int, deliveries:
     return to_yaml(conditions)
 
 
+def rendered_for_removal(spec: BridgeSpec | None) -> RenderedConfig | None:
+    """What the bridge renders, for taking its entries out, or None when its spec does not render (routes
+    too big, a condition over the engine's limit): removal then works from the records alone (field managers
+    and markers), so a bridge that could never be applied can still be deleted, never a stuck finalizer."""
+    if spec is None:
+        return None
+    try:
+        return render_notifications_config(spec, None)
+    except SpecError:
+        return None
+
+
 def render_notifications_config(
     spec: BridgeSpec, argocd_url: str | None, delivery_plan: DeliveryPlan | None = None
 ) -> RenderedConfig:

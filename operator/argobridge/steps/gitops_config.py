@@ -30,7 +30,7 @@ from argobridge.core.ownership import (
     field_manager,
     spec_entry,
 )
-from argobridge.core.render import render_notifications_config
+from argobridge.core.render import render_notifications_config, rendered_for_removal
 from argobridge.core.resourceplan import SECTIONS, ResourcePlan, flatten, plan_resource, plan_resource_removal
 from argobridge.core.spec import DEFAULT_SECRET_NAME, NOTIFICATIONS_CONFIGMAP, BridgeSpec, Flavor
 from argobridge.core.status import Notice, ReconcileReport, config_hash
@@ -276,7 +276,7 @@ def remove_config(namespace: str, bridge: str, spec: BridgeSpec, status: Mapping
     """Take our entries out of the resource (users' entries and subscriptions stay)."""
     name = spec.notifications_configuration
     what = f"NotificationsConfiguration {name}"
-    rendered = render_notifications_config(spec, None)
+    rendered = rendered_for_removal(spec)
 
     def plan_for(observed: gitops.ObservedResource) -> ResourcePlan:
         if observed.spec is None:

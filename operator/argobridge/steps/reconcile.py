@@ -39,7 +39,7 @@ from argobridge.core.ownership import (
     field_manager,
 )
 from argobridge.core.probe import entities_condition, probe_due
-from argobridge.core.render import render_notifications_config
+from argobridge.core.render import render_notifications_config, rendered_for_removal
 from argobridge.core.resourceplan import UnsafeContextError
 from argobridge.core.spec import (
     NOTIFICATIONS_CONFIGMAP,
@@ -586,7 +586,7 @@ def remove_bridge(body: Mapping[str, Any]) -> list[Notice]:
 
 def _remove_config(bridge: BridgeRef, spec: BridgeSpec | None) -> list[Notice]:
     """The ConfigMap part of a deletion; works from the records alone when the spec no longer parses."""
-    rendered = render_notifications_config(spec, None) if spec else None
+    rendered = rendered_for_removal(spec)
     previous_url = bridge.status.get("argocdUrl")
     where = f"ConfigMap {NOTIFICATIONS_CONFIGMAP}"
 
