@@ -102,6 +102,25 @@ class RelayProcess:
         entry: dict[str, Any] = self.status()["bridges"].get(f"{namespace}/{name}", {})
         return entry
 
+    def send_until_accepted(
+        self, namespace: str, name: str, scope: str, token: str, title: str, timeout: float = 20.0
+    ) -> None:
+        """POST one notification as Argo CD's webhook does, until the relay answers 202 (it refuses a bridge
+        until it has read that bridge's config entry, which it polls)."""
+        body = {
+            "recipients": {"type": "entity", "entityRef": "user:default/guest"},
+            "payload": {"title": title, "scope": scope},
+        }
+        url = f"{self.url}/v1/bridges/{namespace}/{name}/notifications"
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            if answer.status_code == 202:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the relay did not accept {scope} within {timeout}s: last {answer.status_code}")
+            time.sleep(0.3)
+
     def kill(self) -> None:
         """SIGKILL: no chance to flush or close anything (what a node failure does)."""
         if self.proc is not None and self.proc.poll() is None:

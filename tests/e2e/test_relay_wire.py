@@ -26,6 +26,7 @@ from argobridge_dev.operatorproc import OperatorProcess
 from argobridge_dev.relayproc import RelayProcess
 from tests.conftest import ExternalCluster, wait_for
 from tests.e2e.conftest import Rig, running_rig
+from tests.integration.test_bridge_reconcile import bridge, create_bridge
 
 CONFIG_SECRET = "argobridge-relay-config"
 # A key someone else put into the config Secret (another operator's bridge, a person): never ours to touch.
@@ -225,18 +226,7 @@ def test_relay_asked_of_an_operator_without_relay_is_direct_and_says_why(
     operator: Any, namespace: str, custom: client.CustomObjectsApi, core: client.CoreV1Api
 ):
     url = "http://127.0.0.1:9"
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "BackstageBridge",
-            "metadata": {"name": "backstage", "namespace": namespace},
-            "spec": {"backstage": {"url": url}, "delivery": {"mode": "Relay"}},
-        },
-    )
+    create_bridge(custom, bridge(namespace, backstage={"url": url}, delivery={"mode": "Relay"}))
 
     def delivery() -> dict[str, Any]:
         body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")

@@ -74,21 +74,7 @@ def start_operator(kubeconfig: Path, namespace: str, relay: RelayProcess, log: P
 
 def send(relay: RelayProcess, namespace: str, scope: str, token: str = TOKEN) -> None:
     """What Argo CD's webhook does in Relay mode: POST to the relay with the bridge's token."""
-    body = {
-        "recipients": {"type": "entity", "entityRef": "user:default/guest"},
-        "payload": {"title": f"relay status {scope}", "scope": scope},
-    }
-
-    def accepted() -> bool:
-        answer = httpx.post(
-            f"{relay.url}/v1/bridges/{namespace}/{NAME}/notifications",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5,
-        )
-        return answer.status_code == 202
-
-    wait_for(accepted, timeout=20, interval=0.3, what=f"the relay to accept {scope}")
+    relay.send_until_accepted(namespace, NAME, scope, token, f"relay status {scope}")
 
 
 def bridge_body(custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:

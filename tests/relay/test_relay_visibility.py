@@ -56,21 +56,7 @@ def relay_with(tmp_path: Path, bridges: dict[str, dict[str, Any]]) -> RelayProce
 def send(relay: RelayProcess, bridge: str, scope: str, token: str = TOKEN) -> None:
     """POST one notification as Argo CD's webhook would (retrying until the relay has read its config)."""
     namespace, name = bridge.split(".", 1)
-    body = {
-        "recipients": {"type": "entity", "entityRef": "user:default/guest"},
-        "payload": {"title": f"relay visibility {scope}", "scope": scope},
-    }
-
-    def accepted() -> bool:
-        answer = httpx.post(
-            f"{relay.url}/v1/bridges/{namespace}/{name}/notifications",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5,
-        )
-        return answer.status_code == 202
-
-    wait_for(accepted, timeout=20, interval=0.3, what=f"relay to accept {scope}")
+    relay.send_until_accepted(namespace, name, scope, token, f"relay visibility {scope}")
 
 
 def metrics(relay: RelayProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
