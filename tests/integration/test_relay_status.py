@@ -4,6 +4,7 @@ real apiserver holding the status, the Events and the printer columns."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -231,3 +232,59 @@ def test_relay_deliveries_show_in_the_bridge_status_events_and_columns(
         relay.stop()
     log = (tmp_path / "operator.log").read_text(errors="replace")
     assert TOKEN not in log and WRONG not in log and LATER not in log
+
+
+@pytest.mark.usefixtures("crds", "argocd_operator")
+def test_relay_mode_on_openshift_gitops_points_the_notifications_configuration_at_the_relay(
+    control_plane: ControlPlane,
+    bare_namespace: str,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    backstage: BackstageServer,
+    tmp_path: Path,
+) -> None:
+    """The other flavor: the real Argo CD operator owns argocd-notifications-cm, ArgoBridge writes the
+    NotificationsConfiguration, and in Relay mode the webhook it writes there (and the operator copies into
+    the ConfigMap Argo CD reads) is the relay's, while the relay's config Secret gets the bridge's entry."""
+    from tests.integration.test_openshift_gitops import gitops_namespace, read_cm, read_nc
+
+    namespace = bare_namespace
+    gitops_namespace(core, custom, namespace)
+    relay = RelayProcess(tmp_path / "relay", config_file=tmp_path / "relay-config.json")
+    relay.write_config({})
+    relay.start()
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "relay-config"}})
+    operator = start_operator(control_plane.kubeconfig, namespace, relay, tmp_path / "operator.log")
+    relay_service = f"{relay.url}/v1/bridges/{namespace}/{NAME}/notifications"
+    try:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "BackstageBridge",
+            "metadata": {"name": NAME, "namespace": namespace, "labels": {f"{GROUP}/shard": SHARD}},
+            "spec": {"backstage": {"url": backstage.url}},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        wait_for(lambda: delivery(custom, namespace).get("mode") == "Relay", timeout=60, what="Relay mode")
+        assert bridge_body(custom, namespace)["status"]["flavor"] == "OpenShiftGitOps"
+
+        def webhook_in_resource() -> str:
+            nc = read_nc(custom, namespace) or {}
+            return str(((nc.get("spec") or {}).get("services") or {}).get("service.webhook.backstage") or "")
+
+        wait_for(lambda: relay_service in webhook_in_resource(), what="the relay's URL in the resource")
+        assert backstage.url not in webhook_in_resource()
+
+        def webhook_argocd_reads() -> str:
+            cm = read_cm(core, namespace)
+            return str(((cm.data if cm else None) or {}).get("service.webhook.backstage") or "")
+
+        wait_for(lambda: relay_service in webhook_argocd_reads(), what="the operator copying it into the ConfigMap")
+        secret = wait_for(
+            lambda: (s := core.read_namespaced_secret("relay-config", namespace)).data and s,
+            what="the bridge's entry in the relay's config Secret",
+        )
+        relayed = json.loads(base64.b64decode(secret.data[f"{namespace}.{NAME}"]))
+        assert relayed["url"] == f"{backstage.url}/api/notifications/notifications"
+    finally:
+        stop(operator)
+        relay.stop()
