@@ -23,6 +23,20 @@ from argobridge_dev.controlplane import free_port
 from argobridge_dev.processes import spawn, stop
 
 
+def config_entry(url: str, token: str, **extra: Any) -> dict[str, Any]:
+    """One bridge's entry of the relay's config, as the operator writes it (`extra` overrides a field)."""
+    return {
+        "url": url,
+        "token": token,
+        "acceptTokens": [],
+        "retryForSeconds": 3600.0,
+        "attemptTimeoutSeconds": 5.0,
+        "caBundle": None,
+        "insecureSkipVerify": False,
+        **extra,
+    }
+
+
 class RelayProcess:
     """`argobridge relay` on loopback ports, its data directory and log kept across restarts.
 

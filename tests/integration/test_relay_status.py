@@ -23,7 +23,7 @@ from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import ControlPlane, free_port
 from argobridge_dev.processes import spawn, stop
-from argobridge_dev.relayproc import RelayProcess
+from argobridge_dev.relayproc import RelayProcess, config_entry
 from tests.conftest import wait_for
 
 TOKEN = "relay-status-token-0123456789abcdef"
@@ -42,16 +42,7 @@ def backstage() -> Iterator[BackstageServer]:
 
 
 def entry(url: str, token: str = TOKEN, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": url,
-        "token": token,
-        "acceptTokens": [],
-        "retryForSeconds": 3600.0,
-        "attemptTimeoutSeconds": 2.0,
-        "caBundle": None,
-        "insecureSkipVerify": False,
-        **extra,
-    }
+    return config_entry(url, token, **{"attemptTimeoutSeconds": 2.0, **extra})
 
 
 def start_operator(kubeconfig: Path, namespace: str, relay: RelayProcess, log: Path) -> subprocess.Popen[bytes]:

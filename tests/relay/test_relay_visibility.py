@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import free_port
-from argobridge_dev.relayproc import RelayProcess
+from argobridge_dev.relayproc import RelayProcess, config_entry
 from tests.conftest import wait_for
 from tests.e2e.tls_terminator import TlsTerminator
 
@@ -31,16 +31,7 @@ def backstage() -> Iterator[BackstageServer]:
 
 
 def entry(url: str, token: str = TOKEN, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": url,
-        "token": token,
-        "acceptTokens": [],
-        "retryForSeconds": 3600.0,
-        "attemptTimeoutSeconds": 5.0,
-        "caBundle": None,
-        "insecureSkipVerify": False,
-        **extra,
-    }
+    return config_entry(url, token, **extra)
 
 
 def create_url(base: str) -> str:
