@@ -72,7 +72,9 @@ def world(
     crds: list[str],
     argocd_crds: list[str],
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[RelayWorld]:
+    failed_before = request.session.testsfailed
     core = client.CoreV1Api()
     relay_namespace = f"relay-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": relay_namespace}})
@@ -109,6 +111,9 @@ def world(
     finally:
         operator.stop()
         relay.stop()
+        if request.session.testsfailed > failed_before:  # what the two processes did, beside the failure
+            for name, text in (("operator", operator.log()), ("relay", relay.log())):
+                print(f"----- the {name}'s log (last 150 lines) -----", *text.splitlines()[-150:], sep="\n")
     # The token went into the config Secret and nowhere else: not into either process's log.
     for name, text in (("operator", operator.log()), ("relay", relay.log())):
         assert token and token not in text, f"the bridge's token is in the {name}'s log"

@@ -8,7 +8,7 @@ from argobridge.commands.doctor import check_config, format_json, format_text, p
 from argobridge.commands.send_test import explain_answer
 from argobridge.core.probe import (
     ProbeResult,
-    legacy_path_usable,
+    legacy_fallback,
     probe_backoff,
     probe_condition,
     should_try_legacy_path,
@@ -21,8 +21,17 @@ def test_404_on_the_default_path_tries_the_root_path_but_not_when_the_path_was_g
     assert should_try_legacy_path(ProbeResult(status=404), path_explicit=False)
     assert not should_try_legacy_path(ProbeResult(status=404), path_explicit=True)
     assert not should_try_legacy_path(ProbeResult(status=401), path_explicit=False)
-    assert all(legacy_path_usable(ProbeResult(status=s)) for s in (400, 401, 403))
-    assert not legacy_path_usable(ProbeResult(status=404))
+
+
+def test_only_a_400_on_the_root_path_sends_argo_cd_there():
+    """A 401 or 403 on the root path is any backend judging a token (one still starting, whose
+    notifications router is not mounted yet, too): it is reported, but Argo CD keeps the default path."""
+    default = ProbeResult(status=404)
+    assert legacy_fallback(default, ProbeResult(status=400)) == (ProbeResult(status=400), True)
+    for status in (401, 403):
+        assert legacy_fallback(default, ProbeResult(status=status)) == (ProbeResult(status=status), False)
+    for other in (ProbeResult(status=404), ProbeResult(status=500), ProbeResult(error="connect")):
+        assert legacy_fallback(default, other) == (default, False)
 
 
 def test_legacy_backend_is_reported_with_the_url_actually_used():

@@ -31,9 +31,21 @@ def should_try_legacy_path(result: ProbeResult, path_explicit: bool) -> bool:
     return result.status == 404 and not path_explicit
 
 
-def legacy_path_usable(result: ProbeResult) -> bool:
-    """The root path answered like a notifications router (it judged the token), so use it."""
-    return result.status in (400, 401, 403)
+def legacy_fallback(default: ProbeResult, root: ProbeResult) -> tuple[ProbeResult, bool]:
+    """What to report after the default path answered 404 and the root path answered `root`, and whether
+    Argo CD is sent to the root path.
+
+    Only a 400 proves the root path is a notifications router: it took the token and judged the body.
+    A 401 or 403 proves only that something in the backend judged the token (every plugin route does,
+    also on a backend still starting whose notifications router is not mounted yet): the refusal is
+    what the user must fix, so it is reported, but Argo CD keeps the default path. Switching on it would
+    point a healthy install at a path that stops working the moment the backend is up.
+    """
+    if root.status == 400:
+        return root, True
+    if root.status in (401, 403):
+        return root, False
+    return default, False
 
 
 def probe_backoff(failures: int, base: float, cap: float) -> float:

@@ -17,7 +17,7 @@ from argobridge.core.conditions import Condition
 from argobridge.core.probe import (
     BACKSTAGE_REACHABLE,
     LEGACY_NOTIFICATIONS_PATH,
-    legacy_path_usable,
+    legacy_fallback,
     probe_backoff,
     probe_condition,
     should_try_legacy_path,
@@ -124,13 +124,20 @@ def probe_bridge(namespace: str, name: str, spec: BridgeSpec, token: str) -> tup
     if last and last.key == key and now < last.due:
         return last.condition, replace(spec, notifications_path=last.path)
     result = backstage_client.probe_create_endpoint(spec.webhook_url, token, verify=verify)
-    effective, legacy = spec, False
+    effective, reported, legacy = spec, spec, False  # the path Argo CD gets; the URL the condition names
     if should_try_legacy_path(result, spec.notifications_path_explicit):
         fallback = replace(spec, notifications_path=LEGACY_NOTIFICATIONS_PATH)
-        second = backstage_client.probe_create_endpoint(fallback.webhook_url, token, verify=verify)
-        if legacy_path_usable(second):
-            result, effective, legacy = second, fallback, True
-    condition = probe_condition(result, effective.webhook_url, spec.secret_name, spec.token_key, legacy=legacy)
+        root = backstage_client.probe_create_endpoint(fallback.webhook_url, token, verify=verify)
+        result, legacy = legacy_fallback(result, root)
+        if legacy:
+            # A backend mounts the router's two paths at once; one starting up can answer 404 on the
+            # first request and 400 on the second. Only a 404 again makes it an old backend.
+            again = backstage_client.probe_create_endpoint(spec.webhook_url, token, verify=verify)
+            if not should_try_legacy_path(again, spec.notifications_path_explicit):
+                result, legacy = again, False
+        effective = fallback if legacy else spec
+        reported = fallback if result is root else spec
+    condition = probe_condition(result, reported.webhook_url, spec.secret_name, spec.token_key, legacy=legacy)
     resync = Settings.from_env().resync_seconds
     failures = 0 if condition.status else (last.failures + 1 if last and last.key == key else 1)
     delay = resync if condition.status else probe_backoff(failures, min(BACKOFF_BASE_SECONDS, resync), resync)
