@@ -317,3 +317,44 @@ def test_memory_of_a_deleted_application_and_a_deleted_bridge_is_dropped(core, c
         wait_for(lambda: not kept(), what="bridge forgotten")
     except AssertionError:
         raise AssertionError(f"still kept for the deleted bridge: {kept()}") from None
+
+
+def test_an_operator_of_another_shard_never_takes_the_finalizer_off_a_bridge(
+    operator: Any,
+    control_plane: Any,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    namespace: str,
+    tmp_path: Path,
+):
+    """Two operators (this session's, unsharded, and one serving a shard) side by side: the sharded
+    bridge keeps its own shard's finalizer, is not rewritten while nothing changes, and its deletion
+    still takes its keys out of Argo CD's configuration. With one finalizer name for every shard, kopf
+    in the unsharded operator removed it on every event and the serving one put it back: the bridge
+    was written without end, and one deleted at the wrong moment left its keys behind."""
+    from argobridge.core.ownership import shard_finalizer
+    from argobridge_dev.operatorproc import OperatorProcess
+
+    shard = f"finalizers-{uuid.uuid4().hex[:6]}"
+    body = bridge(namespace)
+    body["metadata"]["labels"] = {"argobridge.io/shard": shard}
+    create_bridge(custom, body)
+    served = OperatorProcess(control_plane.kubeconfig, shard, tmp_path / "operator.log", namespaces=[namespace])
+    served.start()
+    try:
+        wait_for(lambda: "service.webhook.backstage" in cm_data(core, namespace), timeout=60, what="config applied")
+        wait_for(
+            lambda: get_bridge(custom, namespace)["metadata"].get("finalizers") == [shard_finalizer(shard)],
+            what="the shard's own finalizer, alone",
+        )
+        time.sleep(3)  # the first reconcile's status writes settle
+        before = get_bridge(custom, namespace)["metadata"]["resourceVersion"]
+        time.sleep(8)  # more than two resyncs of the sharded operator (3 s), plenty of events for the other
+        after = get_bridge(custom, namespace)
+        assert after["metadata"]["resourceVersion"] == before, "an idle sharded bridge was written"
+        assert after["metadata"]["finalizers"] == [shard_finalizer(shard)]
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "backstage")
+        wait_for(lambda: bridge_gone(custom, namespace), timeout=60, what="the bridge deleted")
+        assert "service.webhook.backstage" not in cm_data(core, namespace)
+    finally:
+        served.stop()

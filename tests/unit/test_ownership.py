@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 
@@ -72,3 +73,16 @@ def test_our_entry_between_users_entries_stays_where_it_is():
     edited = edit_subscriptions(text, ours, "ns/b")
     assert yaml.safe_load(edited.text) == [{"a": 1}, *ours, {"b": 2}]
     assert edited.text.startswith("- a: 1\n") and edited.text.endswith("- b: 2\n")
+
+
+def test_each_shard_has_a_finalizer_of_its_own_and_every_one_is_a_valid_name():
+    from argobridge.core.ownership import FINALIZER, shard_finalizer
+
+    assert shard_finalizer("") == FINALIZER == "argobridge.io/finalizer"
+    assert shard_finalizer("team-a") == "argobridge.io/finalizer-team-a"
+    names = {shard_finalizer(s) for s in ("", "team-a", "team-b", "x" * 63, "y" * 63, "bad value/")}
+    assert len(names) == 6
+    qualified = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+    for name in names:
+        prefix, _, part = name.partition("/")
+        assert prefix == "argobridge.io" and len(part) <= 63 and qualified.fullmatch(part), name

@@ -52,6 +52,28 @@ def field_manager(namespace: str, name: str) -> str:
     return f"{manager[: MAX_MANAGER_LENGTH - 11]}-{digest}"
 
 
+FINALIZER = "argobridge.io/finalizer"
+# The name part of a finalizer is a qualified name: at most 63 characters.
+_MAX_FINALIZER_NAME = 63
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+
+
+def shard_finalizer(shard: str) -> str:
+    """The finalizer an operator serving `shard` puts on its bridges; `argobridge.io/finalizer` unsharded.
+
+    One name per shard, because kopf removes its finalizer from every object none of its deletion
+    handlers match: with one shared name, the operator of another shard (or the unsharded one) strips
+    it from each bridge it does not serve, the serving operator puts it back, and a bridge deleted in
+    between is gone without its keys being taken out of Argo CD's configuration.
+    """
+    if not shard:
+        return FINALIZER
+    name = f"finalizer-{shard}"
+    if len(name) > _MAX_FINALIZER_NAME or not _QUALIFIED_NAME.fullmatch(name):
+        name = f"finalizer-{hashlib.sha256(shard.encode()).hexdigest()[:20]}"
+    return f"argobridge.io/{name}"
+
+
 def bridge_id(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 

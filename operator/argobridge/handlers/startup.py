@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from argobridge import metrics
+from argobridge.core.ownership import shard_finalizer
 from argobridge.core.spec import GROUP
 from argobridge.runtime.operator_main import kopf_session
 from argobridge.settings import Settings
@@ -32,9 +33,10 @@ def _quiet_per_object_success(record: logging.LogRecord) -> bool:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Set kopf up once: standalone, argobridge.io/ finalizer and annotations, Events only for warnings."""
+    """Set kopf up once: standalone, argobridge.io/ finalizer (one per shard) and annotations, Events only
+    for warnings."""
     settings.peering.standalone = True
-    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.finalizer = shard_finalizer(Settings.from_env().shard)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
