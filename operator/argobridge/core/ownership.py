@@ -22,6 +22,7 @@ import yaml
 
 # One serialiser for everything written into Argo CD's configuration: it quotes what Go's YAML reader
 # would take as a boolean or number (a service named `y` in a subscription broke the whole config).
+from argobridge.core.labels import label_key_problem
 from argobridge.core.render import to_yaml
 
 # The one field manager every ArgoBridge before per-bridge managers used. Fields it owns through apply
@@ -53,9 +54,6 @@ def field_manager(namespace: str, name: str) -> str:
 
 
 FINALIZER = "argobridge.io/finalizer"
-# The name part of a finalizer is a qualified name: at most 63 characters.
-_MAX_FINALIZER_NAME = 63
-_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
 
 def shard_finalizer(shard: str) -> str:
@@ -68,10 +66,10 @@ def shard_finalizer(shard: str) -> str:
     """
     if not shard:
         return FINALIZER
-    name = f"finalizer-{shard}"
-    if len(name) > _MAX_FINALIZER_NAME or not _QUALIFIED_NAME.fullmatch(name):
-        name = f"finalizer-{hashlib.sha256(shard.encode()).hexdigest()[:20]}"
-    return f"argobridge.io/{name}"
+    finalizer = f"{FINALIZER}-{shard}"
+    if label_key_problem(finalizer) is None:  # a finalizer is a qualified name, like a label key
+        return finalizer
+    return f"{FINALIZER}-{hashlib.sha256(shard.encode()).hexdigest()[:20]}"
 
 
 def bridge_id(namespace: str, name: str) -> str:
