@@ -62,14 +62,16 @@ def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-def wait_ready(custom: client.CustomObjectsApi, namespace: str, name: str = "backstage") -> dict[str, Any]:
+def wait_ready(
+    custom: client.CustomObjectsApi, namespace: str, name: str = "backstage", timeout: float = 30.0
+) -> dict[str, Any]:
     def ready() -> dict[str, Any] | None:
         body = get_bridge(custom, namespace, name)
         generation = body["metadata"]["generation"]
         ok = condition(body, "Ready").get("status") == "True" and body["status"].get("observedGeneration") == generation
         return body if ok else None
 
-    return wait_for(ready, what=f"bridge {namespace}/{name} Ready")
+    return wait_for(ready, timeout=timeout, what=f"bridge {namespace}/{name} Ready")
 
 
 def cm_data(core: client.CoreV1Api, namespace: str) -> dict[str, str]:

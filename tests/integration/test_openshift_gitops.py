@@ -26,6 +26,10 @@ SECRET = "argocd-notifications-secret"
 NC = "default-notifications-configuration"
 ARGOCD = "gitops"
 HOST = "argocd.apps.example.com"
+# How long to wait for the Argo CD operator's own work. It runs one worker for every ArgoCD resource of
+# the suite (namespaces never finish terminating without a controller manager) and backs off after errors,
+# so on a loaded 2-core machine its turn can take well over 30 s; ArgoBridge's own reactions keep 30 s.
+OPERATOR_PACE = 120.0
 
 pytestmark = pytest.mark.usefixtures("operator", "argocd_operator")
 
@@ -87,7 +91,9 @@ def namespace(bare_namespace: str) -> str:
 def gitops_namespace(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
     """An Argo CD namespace managed by the operator, up to the moment its NotificationsConfiguration exists."""
     create_argocd(custom, namespace)
-    return wait_for(lambda: read_nc(custom, namespace), what="the operator's NotificationsConfiguration")
+    return wait_for(
+        lambda: read_nc(custom, namespace), timeout=OPERATOR_PACE, what="the operator's NotificationsConfiguration"
+    )
 
 
 def test_detects_gitops_and_writes_through_the_resource_which_the_operator_copies(core, custom, namespace):
@@ -121,7 +127,7 @@ def test_detects_gitops_and_writes_through_the_resource_which_the_operator_copie
         data = dict((cm.data if cm else None) or {})
         return data if all(data.get(key) == value for key, value in ours(namespace).items()) else None
 
-    data = wait_for(copied, what="the operator copying our keys into the ConfigMap")
+    data = wait_for(copied, timeout=OPERATOR_PACE, what="the operator copying our keys into the ConfigMap")
     assert yaml.safe_load(data["context"])["argocdUrl"] == f"https://{HOST}"
     assert data["template.mine"] == "message: mine\n"
     subscriptions = yaml.safe_load(data["subscriptions"])
@@ -180,9 +186,17 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
 
     off = {"spec": {"notifications": {"enabled": False}}}
     custom.patch_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD, off)
-    wait_for(lambda: token(core, namespace) is None, what="the operator deleting argocd-notifications-secret")
+    wait_for(
+        lambda: token(core, namespace) is None,
+        timeout=OPERATOR_PACE,
+        what="the operator deleting argocd-notifications-secret",
+    )
     # It deletes the resource too, in its own time (after the Secret on a loaded machine).
-    wait_for(lambda: read_nc(custom, namespace) is None, what="the operator deleting the NotificationsConfiguration")
+    wait_for(
+        lambda: read_nc(custom, namespace) is None,
+        timeout=OPERATOR_PACE,
+        what="the operator deleting the NotificationsConfiguration",
+    )
     body = wait_for(
         lambda: (
             (b := get_bridge(custom, namespace))
@@ -204,7 +218,7 @@ def test_disabled_notifications_give_the_exact_patch_and_the_token_comes_back(co
     patch = json.loads(command[command.index("-p") + 1])
     assert command[command.index("--type") + 1] == "merge"
     custom.patch_namespaced_custom_object("argoproj.io", "v1beta1", namespace, "argocds", ARGOCD, patch)
-    wait_ready(custom, namespace)
+    wait_ready(custom, namespace, timeout=OPERATOR_PACE)  # after the operator re-creates the resource
     assert wait_for(lambda: token(core, namespace), what="token back") == first
     spec = wait_for(lambda: (nc := read_nc(custom, namespace)) and nc["spec"], what="NotificationsConfiguration")
     assert "template.app-created" in spec["templates"]  # re-created with the operator's default catalog
@@ -267,7 +281,7 @@ def test_what_the_operator_does_to_the_configmap_as_the_readme_says(core, custom
         return dict(read_cm(core, namespace).data or {})
 
     gitops_namespace(core, custom, namespace)
-    wait_for(lambda: read_cm(core, namespace), what="ConfigMap created by the operator")
+    wait_for(lambda: read_cm(core, namespace), timeout=OPERATOR_PACE, what="ConfigMap created by the operator")
     # With an empty `context` its change check always says "changed": every event rewrites the whole data.
     core.patch_namespaced_config_map(CM, namespace, {"data": {"template.by-hand": "message: x\n"}})
     wait_for(lambda: "template.by-hand" not in data(), what="the operator dropping a foreign key at once")
