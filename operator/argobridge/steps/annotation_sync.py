@@ -84,7 +84,7 @@ _warned: set[str] = set()
 _applied: dict[str, frozenset[str]] = {}
 _applied_at: dict[str, float] = {}
 # The bulk pass skips apps written this recently: its snapshot of them may predate our own write, and
-# the Application's event handler sees any later change as it happens.
+# the Application watch sees any later change, and the next pass after it acts on it.
 IN_FLIGHT_SECONDS = 30.0
 # Bridges being deleted (by uid, so a bridge recreated with the same name is not mistaken for the old
 # one): their Applications must lose ArgoBridge's annotations, not get them back from an event that
@@ -211,6 +211,10 @@ def sync_all(applications: Iterable[AppFacts], settings: Iterable[BridgeSettings
         recent = now - _applied_at.get(app.uid, -IN_FLIGHT_SECONDS) < IN_FLIGHT_SECONDS
         return recent and _applied.get(app.uid) == frozenset(_desired(app, chosen))
 
-    work = [(app, chosen) for app in applications if not in_flight(app, chosen := settings_for(app, known))]
+    work = [
+        (app, chosen)
+        for app in applications
+        if needs_sync(app, chosen := settings_for(app, known)) and not in_flight(app, chosen)
+    ]
     with ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="annotations") as pool:
         list(pool.map(lambda item: sync_app_annotations(item[0], item[1], now), work))
