@@ -271,25 +271,6 @@ def test_bridge_deletion_finishes_when_the_shared_context_key_is_unreadable(core
 
 
 @pytest.mark.usefixtures("argocd_crds", "operator")
-def test_applications_deleted_while_the_watch_was_away_are_no_longer_counted(core, custom, namespace):
-    """kopf relists after a 410 without a DELETED event for what vanished meanwhile; forcing a 410 on
-    the operator's own watch is not possible from a test, so the missed deletion is put into the
-    operator's store directly, and the real apiserver's list is what clears it."""
-    from argobridge.core.appcheck import AppFacts
-    from argobridge.steps.app_store import APPS
-
-    create_app(namespace, "shop", dict(REF))
-    create_bridge(custom, bridge(namespace))
-    watched = lambda: ((get_bridge(custom, namespace).get("status") or {}).get("applications") or {}).get("watched")  # noqa: E731
-    wait_for(lambda: watched() == 1, what="one Application counted")
-    ghost = AppFacts(namespace, "deleted-during-relist", f"ghost-{uuid.uuid4().hex}", dict(REF))
-    APPS.put(ghost)
-    wait_for(lambda: ghost.uid not in {app.uid for app in APPS.all()}, timeout=30, what="the vanished app dropped")
-    wait_for(lambda: watched() == 1, what="the count back to the Applications that exist")
-    assert any(app.name == "shop" for app in APPS.all()), "the existing one stays"
-
-
-@pytest.mark.usefixtures("argocd_crds", "operator")
 def test_memory_of_a_deleted_application_and_a_deleted_bridge_is_dropped(core, custom, namespace):
     from argobridge.handlers import bridge as bridge_handlers
     from argobridge.steps import annotation_sync, probing

@@ -20,7 +20,6 @@ from argobridge.core.relaystatus import RelayStatusPlan
 from argobridge.core.spec import GROUP, PLURAL, VERSION
 from argobridge.core.status import Notice
 from argobridge.kube import snapshot
-from argobridge.kube.applications import list_application_uids
 from argobridge.kube.bridges import get_bridge
 from argobridge.kube.errors import KubeError
 from argobridge.metrics import forget_bridge
@@ -189,30 +188,7 @@ def on_bridge_changed(namespace: str, name: str, **_: Any) -> None:
 @kopf.timer(*RESOURCE, interval=Settings.from_env().resync_seconds, initial_delay=5, **SHARD)
 def on_resync(namespace: str, name: str, **_: Any) -> None:
     """Periodic safety net: drift is caught at once by the ConfigMap and Secret watches."""
-    sweep_vanished_apps(time.monotonic())
     reconcile_named(namespace, name, APPS.all())
-
-
-_sweep_guard = threading.Lock()
-_last_sweep: list[float] = []
-
-
-def sweep_vanished_apps(now: float) -> None:
-    """Once per resync interval (whatever the number of bridges): drop stored Applications that no
-    longer exist, which a watch relist after a 410 never reports as deleted. One paginated,
-    metadata-only list per namespace that holds stored apps; a namespace it cannot list is skipped."""
-    with _sweep_guard:
-        if _last_sweep and now - _last_sweep[0] < Settings.from_env().resync_seconds:
-            return
-        _last_sweep[:] = [now]
-    for app_namespace in sorted(APPS.namespaces()):
-        listed_after = APPS.version
-        try:
-            present = list_application_uids(app_namespace)
-        except KubeError:
-            continue  # no right to list there (or a transient error): the watch's own events still count
-        for uid in APPS.drop_vanished(app_namespace, present, listed_after):
-            forget_app(uid)
 
 
 _counted: dict[tuple[str, str], int] = {}

@@ -17,7 +17,7 @@ from argobridge.steps.app_store import APPS
 PREFIX = GROUP
 
 
-_PER_OBJECT_HANDLERS = ("'on_application_event'", "'on_config_object_event'")
+_PER_OBJECT_HANDLERS = ("'on_config_object_event'",)
 
 
 def _quiet_per_object_success(record: logging.LogRecord) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from kubernetes.client.exceptions import ApiException
 
 from argobridge.core.appcheck import AppFacts, annotations_owned_by
@@ -48,32 +46,3 @@ def read_app_facts(app: AppFacts) -> AppFacts | None:
         dict(metadata.get("labels") or {}),
         annotations_owned_by(metadata.get("managedFields"), FIELD_MANAGER),
     )
-
-
-_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-LIST_PAGE = 500
-
-
-def list_application_uids(namespace: str) -> set[str]:
-    """The uids of the Applications in `namespace` now: metadata only, 500 a page, so it stays cheap."""
-    uids: set[str] = set()
-    token: str | None = None
-    while True:
-        try:
-            raw = custom_objects().list_namespaced_custom_object(
-                "argoproj.io",
-                "v1alpha1",
-                namespace,
-                "applications",
-                limit=LIST_PAGE,
-                _continue=token,
-                _preload_content=False,
-                _headers={"Accept": _METADATA_ONLY},
-            )
-        except ApiException as error:
-            raise KubeError(f"listing Applications in {namespace}", error) from None
-        page = json.loads(raw.data)
-        uids.update(str((item.get("metadata") or {}).get("uid")) for item in page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue") or None
-        if not token:
-            return uids

@@ -21,6 +21,7 @@ from argobridge.core.appcheck import AppFacts, in_scope
 from argobridge.core.events import CATALOG
 from argobridge.core.spec import SpecError, SubscriptionMode, parse_bridge_spec
 from argobridge.kube.applications import apply_annotations, read_app_facts
+from argobridge.steps.app_store import APPS
 
 FIGHT_WARNING_AFTER = 3
 
@@ -82,9 +83,11 @@ _lock = threading.Lock()
 _repairs: defaultdict[str, list[float]] = defaultdict(list)
 _warned: set[str] = set()
 _applied: dict[str, frozenset[str]] = {}
-_applied_at: dict[str, float] = {}
-# The bulk pass skips apps written this recently: its snapshot of them may predate our own write, and
-# the Application's event handler sees any later change as it happens.
+# When each app was last written, and the store's version just before: the bulk pass skips an app written
+# in the last IN_FLIGHT_SECONDS whose stored facts have not moved since (they predate our own write);
+# once the watch has stored anything newer (our write's event, or another writer's change), the pass
+# judges the app again, so a reset by someone else is seen by the next pass.
+_applied_at: dict[str, tuple[float, int]] = {}
 IN_FLIGHT_SECONDS = 30.0
 # Bridges being deleted (by uid, so a bridge recreated with the same name is not mistaken for the old
 # one): their Applications must lose ArgoBridge's annotations, not get them back from an event that
@@ -173,9 +176,10 @@ def sync_app_annotations(app: AppFacts, settings: BridgeSettings | None, now: fl
                 _warn_fight(app, len(history))
                 return
             history.append(now)
+    stored_before = APPS.version
     apply_annotations(app, plan.desired)
     _applied[app.uid] = frozenset(plan.desired)
-    _applied_at[app.uid] = now
+    _applied_at[app.uid] = (now, stored_before)
 
 
 def _warn_fight(app: AppFacts, repairs: int) -> None:
@@ -208,9 +212,14 @@ def sync_all(applications: Iterable[AppFacts], settings: Iterable[BridgeSettings
     known = list(settings)
 
     def in_flight(app: AppFacts, chosen: BridgeSettings | None) -> bool:
-        recent = now - _applied_at.get(app.uid, -IN_FLIGHT_SECONDS) < IN_FLIGHT_SECONDS
+        written_at, stored_before = _applied_at.get(app.uid, (-IN_FLIGHT_SECONDS, -1))
+        recent = now - written_at < IN_FLIGHT_SECONDS and APPS.stored_version(app.uid) <= stored_before
         return recent and _applied.get(app.uid) == frozenset(_desired(app, chosen))
 
-    work = [(app, chosen) for app in applications if not in_flight(app, chosen := settings_for(app, known))]
+    work = [
+        (app, chosen)
+        for app in applications
+        if needs_sync(app, chosen := settings_for(app, known)) and not in_flight(app, chosen)
+    ]
     with ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="annotations") as pool:
         list(pool.map(lambda item: sync_app_annotations(item[0], item[1], now), work))

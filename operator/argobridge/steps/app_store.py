@@ -34,6 +34,11 @@ class AppStore:
             if self._apps.pop(uid, None) is not None:
                 self.version += 1
 
+    def stored_version(self, uid: str) -> int:
+        """The version at which the app was last stored (0: not stored)."""
+        with self._lock:
+            return self._stored_at.get(uid, 0)
+
     def namespaces(self) -> set[str]:
         with self._lock:
             return {app.namespace for app in self._apps.values()}
