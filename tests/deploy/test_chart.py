@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import urllib.request
 from collections import Counter
@@ -337,7 +338,8 @@ def test_full_reconcile_succeeds_under_the_charts_rbac(chart_install: ChartInsta
     secret = core.read_namespaced_secret("argocd-notifications-secret", ARGOCD_NAMESPACE)
     assert len(base64.b64decode(secret.data["backstage-token"])) >= 32
     log = chart_install.log.read_text()
-    assert "Forbidden" not in log and " 403" not in log, log[-3000:]
+    # 403 as a number of its own: a random port such as 40331 in "Serving Prometheus metrics" is no refusal.
+    assert "Forbidden" not in log and not re.search(r"(?<!\d)403(?!\d)", log), log[-3000:]
 
 
 def test_every_call_the_operator_made_was_allowed(chart_install: ChartInstall, reconciled: dict[str, Any]) -> None:
