@@ -74,8 +74,9 @@ manifests: tools ## Regenerate manifests/install from the chart's default render
 chart-lint: tools ## helm lint --strict on the chart
 	$$($(BIN)/python -m argobridge_dev.gobuild helm) lint --strict charts/argobridge
 
-bench: test-tools ## Benchmarks at 1,000 and 10,000 Applications, RSS with 5,000 unrelated Secrets, the relay (not part of test): make bench SIZES=200 IDLE=20
-	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --json build/bench.json
+bench: test-tools ## Benchmarks at 1,000 and 10,000 Applications (3 runs), 100 bridges, 5,000 unrelated Secrets, the relay (not part of test): make bench SIZES=200 IDLE=20 RUNS=1
+	$(BIN)/python -m tests.bench.run_bench --sizes $(or $(SIZES),1000,10000) --idle $(or $(IDLE),120) --runs $(or $(RUNS),3) --json build/bench.json
+	$(BIN)/python -m tests.bench.many_bridges --idle $(or $(IDLE),120) --json build/bench-many-bridges.json
 	$(BIN)/python -m tests.bench.unrelated_secrets --json build/bench-secrets.json
 	$(BIN)/python -m tests.bench.app_record_bytes > build/bench-record-bytes.json
 	$(BIN)/python -m tests.bench.run_bench --requests --json build/bench-requests.json
