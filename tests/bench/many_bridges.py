@@ -27,6 +27,7 @@ from tests.bench.run_bench import (
     operator_writes,
     percentile,
     prepare_cluster,
+    spec_to_configmap,
     wait_quiet,
     wait_until,
 )
@@ -103,22 +104,7 @@ def run(bridges: int, apps: int, idle_seconds: float, changes: int, workdir: Pat
                 namespace = namespace_of(change * 37 % bridges)
                 severity = "high" if severities.get(namespace) == "critical" else "critical"
                 severities[namespace] = severity
-                custom.patch_namespaced_custom_object(
-                    "argobridge.io",
-                    "v1alpha1",
-                    namespace,
-                    "backstagebridges",
-                    "backstage",
-                    {"spec": {"events": [{"event": "SyncFailed", "severity": severity}]}},
-                )
-                sent = time.monotonic()
-
-                def applied(namespace: str = namespace, severity: str = severity) -> bool:
-                    data = core.read_namespaced_config_map("argocd-notifications-cm", namespace).data or {}
-                    return f'"severity" "{severity}"' in data.get("template.app-sync-failed-backstage", "")
-
-                wait_until(applied, timeout=60, interval=0.02)
-                latencies.append(time.monotonic() - sent)
+                latencies.append(spec_to_configmap(core, custom, namespace, severity))
             figures["spec_to_configmap_p50_s"] = statistics.median(latencies)
             figures["spec_to_configmap_p95_s"] = percentile(latencies, 0.95)
         finally:

@@ -158,6 +158,26 @@ def app_body(index: int, namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
+def spec_to_configmap(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, severity: str) -> float:
+    """Seconds from a change of the bridge's SyncFailed severity until the ConfigMap's template holds it."""
+    custom.patch_namespaced_custom_object(
+        "argobridge.io",
+        "v1alpha1",
+        namespace,
+        "backstagebridges",
+        "backstage",
+        {"spec": {"events": [{"event": "SyncFailed", "severity": severity}]}},
+    )
+    sent = time.monotonic()
+
+    def applied() -> bool:
+        data = core.read_namespaced_config_map("argocd-notifications-cm", namespace).data or {}
+        return f'"severity" "{severity}"' in data.get("template.app-sync-failed-backstage", "")
+
+    wait_until(applied, timeout=60, interval=0.02)
+    return time.monotonic() - sent
+
+
 def bridge_status(custom: client.CustomObjectsApi, namespace: str = NAMESPACE) -> dict[str, Any]:
     body = custom.get_namespaced_custom_object("argobridge.io", "v1alpha1", namespace, "backstagebridges", "backstage")
     return dict(body.get("status") or {})
@@ -212,25 +232,10 @@ def run_size(count: int, idle_seconds: float, changes: int, workdir: Path) -> di
             figures["rss_steady_mb"], figures["rss_peak_mb"] = operator.rss_mb()
 
             # Reaction: a change of the bridge's spec until the ConfigMap holds it.
-            latencies = []
-            for change in range(changes):
-                severity = "critical" if change % 2 == 0 else "high"
-                custom.patch_namespaced_custom_object(
-                    "argobridge.io",
-                    "v1alpha1",
-                    NAMESPACE,
-                    "backstagebridges",
-                    "backstage",
-                    {"spec": {"events": [{"event": "SyncFailed", "severity": severity}]}},
-                )
-                sent = time.monotonic()
-
-                def applied(severity: str = severity) -> bool:
-                    data = core.read_namespaced_config_map("argocd-notifications-cm", NAMESPACE).data or {}
-                    return f'"severity" "{severity}"' in data.get("template.app-sync-failed-backstage", "")
-
-                wait_until(applied, timeout=60, interval=0.02)
-                latencies.append(time.monotonic() - sent)
+            latencies = [
+                spec_to_configmap(core, custom, NAMESPACE, "critical" if change % 2 == 0 else "high")
+                for change in range(changes)
+            ]
             figures["spec_to_configmap_p50_s"] = statistics.median(latencies)
             figures["spec_to_configmap_p95_s"] = percentile(latencies, 0.95)
 
