@@ -51,6 +51,7 @@ class RelayProcess:
         config_secret: str | None = None,
         kubeconfig: Path | str | None = None,
         replica: str = "relay-0",
+        shutdown_delay: float = 0.0,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,7 @@ class RelayProcess:
         self.config_secret = config_secret
         self.kubeconfig = kubeconfig
         self.replica = replica
+        self.shutdown_delay = shutdown_delay
         self.port = free_port()
         self.status_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -85,6 +87,7 @@ class RelayProcess:
         cmd = [sys.executable, "-m", "argobridge.commands.cli", "relay"]
         cmd += ["--listen", f"127.0.0.1:{self.port}", "--status-listen", f"127.0.0.1:{self.status_port}"]
         cmd += ["--data-dir", str(self.data_dir), "--replica", self.replica]
+        cmd += ["--shutdown-delay", str(self.shutdown_delay)]
         if self.config_file is not None:
             cmd += ["--config-file", str(self.config_file)]
         if self.config_secret is not None:

@@ -194,6 +194,16 @@ COREDNS = GoTool(
     replace_version="v1.12.1",
 )
 
+# The node's volume provisioner, as kind's stock node image carries it (its manifest goes into the node
+# image as /kind/manifests/default-storage.yaml, which `kind create cluster` applies).
+LOCAL_PATH_PROVISIONER = GoTool(
+    name="local-path-provisioner",
+    module="github.com/rancher/local-path-provisioner",
+    version="v0.0.30",
+    package="github.com/rancher/local-path-provisioner",
+    replace_version="v0.0.30",
+)
+
 KIND_NODE_TOOLS = (
     KUBELET,
     KUBEADM,
@@ -203,6 +213,7 @@ KIND_NODE_TOOLS = (
     KUBE_PROXY,
     CRICTL,
     COREDNS,
+    LOCAL_PATH_PROVISIONER,
 )
 
 ARGOCD_OPERATOR_VERSION = "v0.18.0"

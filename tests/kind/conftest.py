@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from kubernetes import client, config
 
 from argobridge.core.spec import GROUP, PLURAL, VERSION
+from argobridge_dev import image
 from argobridge_dev.backstage import BackstageServer
 from argobridge_dev.controlplane import free_port
 from argobridge_dev.kind import operator_image
@@ -31,12 +33,14 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "argobridge"
 @pytest.fixture(scope="session")
 def kind() -> Iterator[KindCluster]:
     """A kind cluster with Argo CD's notifications controller and the operator image loaded."""
-    if shutil.which("podman") is None:
-        pytest.fail("kind tests need podman (the kind provider used here); install it: apt-get install podman")
+    if shutil.which("podman") is None and shutil.which("docker") is None:
+        pytest.fail("kind tests need podman (apt-get install podman) or Docker; this machine has neither")
     cluster = KindCluster(name=f"argobridge-{uuid.uuid4().hex[:4]}")
     try:
         cluster.create()
-        cluster.load(operator_image.build())
+        started = time.monotonic()
+        cluster.load(operator_image.build(cluster.provider)[1])
+        cluster.timings["operator image"] = time.monotonic() - started
         cluster.install_argocd_notifications(ARGOCD_NAMESPACE)
         FIGURES.append("kind: " + ", ".join(f"{step} {seconds:.0f}s" for step, seconds in cluster.timings.items()))
         config.load_kube_config(str(cluster.kubeconfig))
@@ -49,14 +53,12 @@ def kind() -> Iterator[KindCluster]:
 def chart_values(uid: int = 1000650000, **extra: str) -> list[str]:
     """`--set` flags a user sets: their image, and OpenShift-style arbitrary UID in group 0."""
     values = {
-        "image.repository": operator_image.TAG.rsplit(":", 1)[0],
-        "image.tag": operator_image.TAG.rsplit(":", 1)[1],
+        "image.repository": image.NAME,
+        "image.tag": image.version(),
         "podSecurityContext.runAsUser": str(uid),
         "podSecurityContext.runAsGroup": "0",
         "relay.podSecurityContext.runAsUser": str(uid),
         "relay.podSecurityContext.runAsGroup": "0",
-        # The hand-made kind node has no storage provisioner: the relay's outbox on an emptyDir.
-        "relay.persistence.enabled": "false",
         **extra,
     }
     flags: list[str] = []

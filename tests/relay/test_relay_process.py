@@ -137,3 +137,33 @@ def test_a_backlog_is_delivered_once_each_when_backstage_comes_back(tmp_path: Pa
             assert relay.bridge_status("ns", "b")["pending"] == 0
         finally:
             relay.stop()
+
+
+def test_sigterm_fails_readiness_at_once_and_keeps_accepting_for_the_shutdown_delay(tmp_path: Path) -> None:
+    """A terminating replica stays routable until kube-proxy drops it: what it is sent then must be kept."""
+    cfg = tmp_path / "cfg.json"
+    entry = {
+        "url": "http://127.0.0.1:9/api/notifications/notifications",  # nothing listens: all stays pending
+        "token": "relay-test-token",
+        "acceptTokens": [],
+        "retryForSeconds": 3600,
+        "attemptTimeoutSeconds": 1,
+    }
+    cfg.write_text(json.dumps({"ns.b": entry}))
+    relay = RelayProcess(tmp_path / "relay", config_file=cfg, shutdown_delay=4.0).start()
+    relay.send_until_accepted("ns", "b", "before-sigterm", "relay-test-token", "before")
+    assert httpx.get(f"{relay.status_url}/readyz").status_code == 200
+    assert relay.proc is not None
+    signalled = time.monotonic()
+    relay.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert httpx.get(f"{relay.status_url}/readyz").status_code == 503, "readiness must fail as soon as SIGTERM arrives"
+    relay.send_until_accepted("ns", "b", "during-drain", "relay-test-token", "during", timeout=2.0)
+    relay.proc.wait(15)
+    assert 4.0 <= time.monotonic() - signalled < 10.0
+    assert relay.proc.returncode == 0
+    again = RelayProcess(tmp_path / "relay", config_file=cfg).start()
+    try:
+        assert again.bridge_status("ns", "b").get("pending") == 2, again.status()
+    finally:
+        again.stop()

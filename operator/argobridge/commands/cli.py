@@ -145,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("install-crds", help="apply the CRDs to the current cluster")
     commands.add_parser("dev-cluster", help="start a local control plane and write its kubeconfig")
-    commands.add_parser("build-tools", help="build (or find cached) the pinned Go binaries")
+    build_tools = commands.add_parser("build-tools", help="build (or find cached) the pinned Go binaries")
+    build_tools.add_argument("--kind", action="store_true", help="also kind and the kind node's binaries")
     commands.add_parser("install-backstage", help="install (or find cached) the Backstage test backend")
 
     rotate = commands.add_parser("rotate-token", help="rotate a bridge's token now (needs spec.token.mirror)")
@@ -174,13 +175,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     relay.add_argument("--config-secret", default=relay_env("CONFIG_SECRET", None), help="NAMESPACE/NAME")
     relay.add_argument("--config-file", default=relay_env("CONFIG_FILE", None), help="development: bridges JSON file")
     relay.add_argument("--replica", default=relay_env("REPLICA", None))
+    relay.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=float(relay_env("SHUTDOWN_DELAY", "0") or 0),
+        help="seconds the ingress stays open after SIGTERM while readiness fails (the chart sets 5)",
+    )
 
     args, _ = parser.parse_known_args(argv)
     if args.command == "relay":
         from argobridge.relay.server import run as run_relay
 
         return run_relay(
-            args.listen, args.status_listen, args.data_dir, args.config_secret, args.config_file, args.replica
+            args.listen,
+            args.status_listen,
+            args.data_dir,
+            args.config_secret,
+            args.config_file,
+            args.replica,
+            args.shutdown_delay,
         )
     if args.command == "send-test":
         from argobridge.commands.send_test import send_test_command
@@ -232,6 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "build-tools":
         from argobridge_dev.gobuild import main as build
 
+        if args.kind:
+            from argobridge_dev.versions import ALL_TOOLS, KIND, KIND_NODE_TOOLS
+
+            return build([tool.name for tool in (*ALL_TOOLS, KIND, *KIND_NODE_TOOLS)])
         return build([])
     if args.command == "install-backstage":
         from argobridge_dev.backstage import ensure_installed

@@ -371,8 +371,34 @@ def _host_port(value: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
+async def _readiness(stop: asyncio.Event) -> web.Response:
+    """503 once a stop was asked: the Service takes the replica out before its ingress closes."""
+    return web.Response(status=503, text="stopping") if stop.is_set() else await _ok()
+
+
+async def _drain(stop: asyncio.Event, again: asyncio.Event, delay: float) -> None:
+    """Keep accepting for `delay` seconds after SIGTERM (a second signal ends it at once).
+
+    Why: a terminating pod leaves the Service's endpoints only after kube-proxy on every node has seen
+    the change; until then Argo CD's controller may still be routed to this replica, and a refused
+    connection is a notification the engine drops without retry. Readiness fails at once, the ingress
+    closes after the delay, as Kubernetes' own guidance for graceful termination says.
+    """
+    if delay <= 0:
+        return
+    log.info("stopping: ingress open %.0f s more while the Service drops this replica", delay)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(again.wait(), timeout=delay)
+
+
 async def serve(
-    listen: str, status_listen: str, data_dir: Path, secret: str | None, config_file: str | None, replica: str
+    listen: str,
+    status_listen: str,
+    data_dir: Path,
+    secret: str | None,
+    config_file: str | None,
+    replica: str,
+    shutdown_delay: float = 0.0,
 ) -> None:
     relay = Relay(data_dir, replica)
     ingress = web.Application(client_max_size=backstage_limits.BODY_LIMIT_BYTES + 1)
@@ -381,18 +407,24 @@ async def serve(
     status.router.add_get("/v1/status", relay.status)
     status.router.add_get("/metrics", relay.metrics_page)
     status.router.add_get("/healthz", lambda _r: _ok())
-    status.router.add_get("/readyz", lambda _r: _ok())
+    stop = asyncio.Event()
+    again = asyncio.Event()
+    status.router.add_get("/readyz", lambda _r: _readiness(stop))
     runners = [web.AppRunner(ingress, access_log=None), web.AppRunner(status, access_log=None)]
     for runner, where in zip(runners, (listen, status_listen), strict=True):
         await runner.setup()
         await web.TCPSite(runner, *_host_port(where)).start()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        (again if stop.is_set() else stop).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     tasks = [asyncio.create_task(relay.deliver_forever()), asyncio.create_task(poll_config(relay, secret, config_file))]
     log.info("relay listening on %s, status on %s", listen, status_listen)
     await stop.wait()
+    await _drain(stop, again, shutdown_delay)
     relay.stopping = True
     await runners[0].cleanup()
     relay.wake.set()
@@ -408,12 +440,22 @@ async def _ok() -> web.Response:
 
 
 def run(
-    listen: str, status_listen: str, data_dir: str, secret: str | None, config_file: str | None, replica: str | None
+    listen: str,
+    status_listen: str,
+    data_dir: str,
+    secret: str | None,
+    config_file: str | None,
+    replica: str | None,
+    shutdown_delay: float = 0.0,
 ) -> int:
     """Process entry: serve until SIGTERM/SIGINT, then exit 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per delivery (results are counted)
-    asyncio.run(serve(listen, status_listen, Path(data_dir), secret, config_file, replica or socket.gethostname()))
+    asyncio.run(
+        serve(
+            listen, status_listen, Path(data_dir), secret, config_file, replica or socket.gethostname(), shutdown_delay
+        )
+    )
     return 0
 
 

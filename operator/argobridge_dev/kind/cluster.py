@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,27 @@ nodes:
   - role: control-plane
     image: {image}
 """
+# With Docker and a registry (a user's machine): kind's stock node image and its own CNI and storage.
+STOCK_CLUSTER_CONFIG = """kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+  - role: control-plane
+"""
+
+
+def provider() -> str:
+    """kind's provider: ARGOBRIDGE_KIND_PROVIDER, else podman where installed (no daemon, no registry
+    needed: everything is built here), else Docker with kind's stock node image (a user's machine)."""
+    chosen = os.environ.get("ARGOBRIDGE_KIND_PROVIDER")
+    if chosen in ("podman", "docker"):
+        return chosen
+    if chosen:
+        raise RuntimeError(f"ARGOBRIDGE_KIND_PROVIDER={chosen!r}: use podman or docker")
+    if shutil.which("podman"):
+        return "podman"
+    if shutil.which("docker"):
+        return "docker"
+    raise RuntimeError("kind needs podman (apt-get install podman) or Docker; neither is installed")
 
 
 def _log(message: str) -> None:
@@ -43,12 +65,15 @@ class KindCluster:
     name: str
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="argobridge-kind-")))
     timings: dict[str, float] = field(default_factory=dict)
+    provider: str = field(default_factory=provider)
 
     @property
     def kubeconfig(self) -> Path:
         return self.workdir / "kubeconfig"
 
     def env(self) -> dict[str, str]:
+        if self.provider == "docker":
+            return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         return {**node.podman_env(), "KIND_EXPERIMENTAL_PROVIDER": "podman", "KUBECONFIG": str(self.kubeconfig)}
 
     def kind(self, *args: str) -> None:
@@ -79,10 +104,12 @@ class KindCluster:
     def create(self) -> None:
         """Create the cluster (node image built once per machine) and wait for the node to be Ready."""
         started = time.monotonic()
-        image = node.ensure_node_image()
-        self.timings["node image"] = time.monotonic() - started
         config = self.workdir / "kind.yaml"
-        config.write_text(CLUSTER_CONFIG.format(image=image))
+        if self.provider == "docker":
+            config.write_text(STOCK_CLUSTER_CONFIG)
+        else:
+            config.write_text(CLUSTER_CONFIG.format(image=node.ensure_node_image()))
+        self.timings["node image"] = time.monotonic() - started
         subprocess.run(
             [str(gobuild.ensure_built(versions.KIND)), "delete", "cluster", "--name", self.name],
             env=self.env(),
@@ -106,16 +133,24 @@ class KindCluster:
     def gateway(self) -> str:
         """The kind network's gateway: the host address pods use to reach the Backstage test backend."""
         out = subprocess.run(
-            ["podman", "network", "inspect", "kind"], env=node.podman_env(), check=True, capture_output=True, text=True
+            [self.provider, "network", "inspect", "kind"], env=self.env(), check=True, capture_output=True, text=True
         ).stdout
-        for subnet in json.loads(out)[0].get("subnets", []):
+        network = json.loads(out)[0]
+        # podman: subnets[].gateway; Docker: IPAM.Config[].Gateway.
+        subnets = network.get("subnets") or [
+            {"gateway": c.get("Gateway", "")} for c in (network.get("IPAM") or {}).get("Config") or []
+        ]
+        for subnet in subnets:
             if "." in subnet.get("gateway", ""):
                 return str(subnet["gateway"])
         raise RuntimeError("the kind network has no IPv4 gateway")
 
     def install_argocd_notifications(self, namespace: str = "argocd") -> None:
         """Argo CD's notifications controller from Argo CD's install manifests, its image built here."""
-        self.load(argocd.image_archive(gobuild.ensure_built(versions.ARGO_CD)))
+        if self.provider == "podman":
+            # No registry here: Argo CD's image is built from the same `argocd` binary, tagged as the manifests
+            # name it. With Docker the node pulls Argo CD's published image.
+            self.load(argocd.image_archive(gobuild.ensure_built(versions.ARGO_CD)))
         self.kubectl("create", "namespace", namespace)
         docs = yaml.safe_dump_all(argocd.notifications_manifests())
         self.kubectl("apply", "--server-side", "-n", namespace, "-f", "-", input=docs)

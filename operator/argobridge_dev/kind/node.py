@@ -8,6 +8,7 @@ the running node committed and saved to the cache, keyed by every version that w
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,12 +17,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from argobridge_dev import gobuild, versions
+import yaml
+
+from argobridge_dev import containers, gobuild, versions
 from argobridge_dev.kind import rootfs
 
-KIND_MODULE_DIR = Path(os.path.expanduser("~/go/pkg/mod")) / f"sigs.k8s.io/kind@{versions.KIND.version}"
 PAUSE_VERSION = "3.10.1"
-NODE_TAG = f"localhost/argobridge/kind-node:{versions.KUBERNETES_VERSION}-kind{versions.KIND.version}"
+KIND_MODULE_DIR = Path(os.path.expanduser("~/go/pkg/mod")) / f"sigs.k8s.io/kind@{versions.KIND.version}"
+# Bumped when the recipe below changes what goes into the node, so a machine builds the new one.
+NODE_RECIPE = "2"
+NODE_KEY = hashlib.sha256(
+    "\n".join([NODE_RECIPE, PAUSE_VERSION, versions.KIND.key, *(t.key for t in versions.KIND_NODE_TOOLS)]).encode()
+).hexdigest()[:10]
+NODE_TAG = f"localhost/argobridge/kind-node:{versions.KUBERNETES_VERSION}-kind{versions.KIND.version}-{NODE_KEY}"
 
 # The pause process: sleep until told to stop, reap what it inherits; static so it runs FROM scratch.
 PAUSE_C = r"""
@@ -71,28 +79,18 @@ def kind_dir() -> Path:
 
 
 def podman_env() -> dict[str, str]:
-    """podman with the settings this machine needs (runc, cgroupfs, no default ulimits).
-
-    Placeholder until issue 15's `argobridge_dev.containers` lands: then its project containers.conf
-    replaces this one.
-    """
-    conf = kind_dir() / "containers.conf"
-    if not conf.exists():
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(
-            '[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n'
-        )
-    return {**os.environ, "CONTAINERS_CONF": str(conf)}
+    """podman with the project's own containers.conf and storage.conf (`argobridge_dev.containers`)."""
+    return containers.environment()
 
 
 def podman(*args: str, capture: bool = False) -> str:
-    result = subprocess.run(["podman", *args], env=podman_env(), check=True, text=True, capture_output=capture)
+    result = containers.podman(*args, capture=capture)
     return result.stdout.strip() if capture else ""
 
 
 def archive_path() -> Path:
     """The saved node image: one per machine and set of versions."""
-    return kind_dir() / f"node-{versions.KUBERNETES_VERSION}-kind{versions.KIND.version}.tar"
+    return kind_dir() / f"node-{versions.KUBERNETES_VERSION}-kind{versions.KIND.version}-{NODE_KEY}.tar"
 
 
 def kubeadm_images(kubeadm: Path) -> dict[str, str]:
@@ -244,6 +242,57 @@ def component_images(kubeadm: Path) -> list[Path]:
     return archives
 
 
+LOCAL_PATH_MODULE_DIR = (
+    Path(os.path.expanduser("~/go/pkg/mod"))
+    / f"github.com/rancher/local-path-provisioner@{versions.LOCAL_PATH_PROVISIONER.version}"
+)
+# The image names the provisioner's manifest gives (a bare name means Docker Hub's library).
+LOCAL_PATH_IMAGE = f"docker.io/rancher/local-path-provisioner:{versions.LOCAL_PATH_PROVISIONER.version}"
+HELPER_IMAGE = "docker.io/library/busybox:latest"
+
+
+def _busybox_binary() -> Path:
+    """Debian's static busybox, unpacked from its package (no root needed): the provisioner's helper pod."""
+    target = kind_dir() / "bin" / "busybox"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run(["apt-get", "download", "-q", "busybox-static"], cwd=work, check=True, capture_output=True)
+        deb = next(Path(work).glob("busybox-static_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), f"{work}/root"], check=True)
+        shutil.copy(Path(work) / "root" / "bin" / "busybox", target)
+    return target
+
+
+def storage_manifest() -> str:
+    """The provisioner's own manifest, with its StorageClass as kind's stock node names it: `standard`, default."""
+    docs = [
+        d for d in yaml.safe_load_all((LOCAL_PATH_MODULE_DIR / "deploy" / "local-path-storage.yaml").read_text()) if d
+    ]
+    for doc in docs:
+        if doc["kind"] == "StorageClass":
+            doc["metadata"]["name"] = "standard"
+            doc["metadata"]["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
+    return yaml.safe_dump_all(docs)
+
+
+def storage_images() -> list[Path]:
+    """The provisioner and its helper (sh, mkdir, rm from busybox), built FROM scratch."""
+    provisioner = gobuild.ensure_built(versions.LOCAL_PATH_PROVISIONER)
+    busybox = _busybox_binary()
+    return [
+        _scratch_image(
+            LOCAL_PATH_IMAGE,
+            {"/usr/local/bin/local-path-provisioner": provisioner},
+            ["/usr/local/bin/local-path-provisioner"],
+        ),
+        _scratch_image(
+            HELPER_IMAGE, {f"/bin/{name}": busybox for name in ("sh", "mkdir", "rm", "busybox")}, ["/bin/sh"]
+        ),
+    ]
+
+
 def ensure_host_modules_dir() -> None:
     """kind's podman provider always mounts the host's /lib/modules; a VM without modules lacks it."""
     Path("/lib/modules").mkdir(exist_ok=True)
@@ -261,7 +310,7 @@ def ensure_node_image() -> str:
     started = time.monotonic()
     bins = {tool.name: gobuild.ensure_built(tool) for tool in versions.KIND_NODE_TOOLS}
     base = _base_image()
-    archives = component_images(bins["kubeadm"])
+    archives = [*component_images(bins["kubeadm"]), *storage_images()]
     name = "argobridge-kind-node-build"
     subprocess.run(["podman", "rm", "-f", name], env=podman_env(), capture_output=True)
     podman(
@@ -282,6 +331,10 @@ def ensure_node_image() -> str:
         for tool in ("kubelet", "kubeadm", "kubectl", "crictl"):
             podman("cp", str(bins[tool]), f"{name}:/usr/bin/{tool}")
         podman("exec", name, "sh", "-c", f"echo {versions.KUBERNETES_VERSION} > /kind/version")
+        manifest = Path(tempfile.mkdtemp()) / "default-storage.yaml"
+        manifest.write_text(storage_manifest())
+        podman("exec", name, "mkdir", "-p", "/kind/manifests")
+        podman("cp", str(manifest), f"{name}:/kind/manifests/default-storage.yaml")
         deadline = time.monotonic() + 120
         while subprocess.run(
             ["podman", "exec", name, "ctr", "version"], env=podman_env(), capture_output=True
