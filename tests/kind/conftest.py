@@ -73,7 +73,8 @@ def restricted_namespace(name: str) -> None:
     )
 
 
-def create_bridge(host: str, port: int, namespace: str = ARGOCD_NAMESPACE) -> None:
+def create_bridge(host: str, port: int, namespace: str = ARGOCD_NAMESPACE, **spec: Any) -> None:
+    """The bridge a user applies: Backstage's URL, Argo CD's, and any other spec fields given."""
     client.CustomObjectsApi().create_namespaced_custom_object(
         GROUP,
         VERSION,
@@ -83,7 +84,11 @@ def create_bridge(host: str, port: int, namespace: str = ARGOCD_NAMESPACE) -> No
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "BackstageBridge",
             "metadata": {"name": "backstage", "namespace": namespace},
-            "spec": {"backstage": {"url": f"http://{host}:{port}"}, "argocd": {"url": "https://argocd.example.com"}},
+            "spec": {
+                "backstage": {"url": f"http://{host}:{port}"},
+                "argocd": {"url": "https://argocd.example.com"},
+                **spec,
+            },
         },
     )
 

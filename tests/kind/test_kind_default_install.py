@@ -58,7 +58,8 @@ def test_default_install_is_ready_under_restricted_and_a_failed_sync_reaches_the
     assert f"uid={UID}" in ids and "gid=0" in ids, ids
 
     host, port = kind.gateway(), free_port()
-    create_bridge(host, port)
+    # Delete: the user asks for the token to go with the bridge (the default keeps it, as cert-manager does).
+    create_bridge(host, port, token={"deletionPolicy": "Delete"})
     backstage = start_backstage(host, port)
     try:
         # What a user reads: the READY column of `kubectl get bsb`.
