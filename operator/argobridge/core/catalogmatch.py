@@ -36,6 +36,7 @@ _APP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 MAX_APP_NAME = 253
 _SPECIAL = "!=<>(),"
 _SYMBOLS = frozenset({*_SPECIAL, "!=", "=="})
+_INTEGER = re.compile(r"[-+]?[0-9]+")  # `>` and `<` compare label values as integers, as Kubernetes does
 
 
 class SelectorError(ValueError):
@@ -75,7 +76,7 @@ class SelectorRequirement:
             return present and value in self.values
         if self.operator in (SelectorOperator.NOT_EQUALS, SelectorOperator.NOT_IN):
             return not present or value not in self.values
-        if not present or not re.fullmatch(r"[-+]?[0-9]+", value):
+        if not present or not _INTEGER.fullmatch(value):
             return False
         bound = int(self.values[0])
         return int(value) > bound if self.operator is SelectorOperator.GREATER_THAN else int(value) < bound
@@ -170,7 +171,7 @@ def parse_label_selector(text: str) -> LabelSelector:
             elif operator in ("<", ">"):
                 take()
                 value = take()
-                if value is None or not re.fullmatch(r"[-+]?[0-9]+", value):
+                if value is None or not _INTEGER.fullmatch(value):
                     raise SelectorError(f"{text!r}: {key}{operator} needs a whole number")
                 kind = SelectorOperator.GREATER_THAN if operator == ">" else SelectorOperator.LESS_THAN
                 requirements.append(SelectorRequirement(key, kind, (value,)))

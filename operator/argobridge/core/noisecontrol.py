@@ -86,6 +86,7 @@ class EveryDigest:
 
     @property
     def zone(self) -> tzinfo:
+        """Times in the digest's text are UTC, like its schedule."""
         return UTC
 
     def next_at(self, now: datetime) -> datetime:
@@ -229,17 +230,25 @@ class Tally:
 
     @classmethod
     def first(cls, event: AppEvent, now: datetime) -> Tally:
+        """A tally of one occurrence."""
         return cls(event, (event.id,), 1, now, now)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(app, event): what one line of a list is about."""
+        return self.latest.app, self.latest.event
 
     def occurred(self, event: AppEvent, now: datetime) -> Tally:
         """Another occurrence: the latest texts win, and the problem is not over any more."""
-        return Tally(event, (*self.ids, event.id), self.occurrences + 1, self.first_at, now, None)
+        return self.merged(Tally.first(event, now))
 
     def recovered(self, now: datetime, event_id: str | None) -> Tally:
+        """The problem is over at `now`; `event_id` is the signal that said so, when this tally accounts for it."""
         ids = self.ids if event_id is None else (*self.ids, event_id)
         return replace(self, ids=ids, recovered_at=now)
 
     def merged(self, later: Tally) -> Tally:
+        """Both tallies as one, the later one's texts and state winning."""
         return Tally(
             later.latest,
             (*self.ids, *later.ids),
@@ -311,6 +320,7 @@ class RateWindow:
 
     @property
     def ends(self) -> datetime:
+        """When the window closes and what it held is summarised."""
         return self.start + self.limit.per
 
 
@@ -406,6 +416,7 @@ def _scope(*parts: str) -> str:
 
 
 def _stamp(when: datetime) -> str:
+    """A compact UTC time for scopes, so each summary and digest is a notification of its own."""
     return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
@@ -460,15 +471,21 @@ def _individual(
         draft.windows[(key, recipient)] = replace(window, sent=window.sent + 1)
         draft.sends.append(replace(send, counted=True))
         return True
-    held = list(window.held)
-    for index, line in enumerate(held):
-        if (line.latest.app, line.latest.event) == (event.app, event.event):
-            held[index] = line.merged(tally)
-            break
-    else:
-        held.append(tally)
-    draft.windows[(key, recipient)] = replace(window, held=tuple(held))
+    draft.windows[(key, recipient)] = replace(window, held=_gathered(window.held, tally))
     return False
+
+
+def _gathered(lines: tuple[Tally, ...], tally: Tally) -> tuple[Tally, ...]:
+    """Lines with `tally` folded into the line of its (app, event), or added as a line of its own."""
+    for index, line in enumerate(lines):
+        if line.key == tally.key:
+            return (*lines[:index], line.merged(tally), *lines[index + 1 :])
+    return (*lines, tally)
+
+
+def _recovered(lines: tuple[Tally, ...], key: ThreadKey, now: datetime, event_id: str | None) -> tuple[Tally, ...]:
+    """Lines with the (app, problem) line marked as over (a line per key, so one id is taken once)."""
+    return tuple(line.recovered(now, event_id) if line.key == key else line for line in lines)
 
 
 def _notify(draft: _Draft, event: AppEvent, recipient: str, now: datetime) -> None:
@@ -477,14 +494,7 @@ def _notify(draft: _Draft, event: AppEvent, recipient: str, now: datetime) -> No
     if route is not None and route.digest is not None and event.route is not None:
         key = (event.route, recipient)
         batch = draft.digests.get(key) or DigestBatch(route.digest.next_at(now), route.digest.zone)
-        lines = list(batch.lines)
-        for index, line in enumerate(lines):
-            if (line.latest.app, line.latest.event) == (event.app, event.event):
-                lines[index] = line.occurred(event, now)
-                break
-        else:
-            lines.append(Tally.first(event, now))
-        draft.digests[key] = replace(batch, lines=tuple(lines))
+        draft.digests[key] = replace(batch, lines=_gathered(batch.lines, Tally.first(event, now)))
         return
     thread = draft.thread(event.app, event.event, recipient)
     if thread is not None and (thread.pending is not None or now < thread.window_until):
@@ -548,20 +558,13 @@ def _resolve(draft: _Draft, signal: AppEvent, problem: str, now: datetime, merge
         if thread.pending is not None:
             thread = replace(thread, pending=thread.pending.recovered(now, take(recipient)))
         draft.set_thread(signal.app, problem, recipient, thread)
+    ended = (signal.app, problem)
     for key, window in sorted(draft.windows.items()):
-        held = tuple(
-            line.recovered(now, take(key[1])) if (line.latest.app, line.latest.event) == (signal.app, problem) else line
-            for line in window.held
-        )
-        if held != window.held:
-            draft.windows[key] = replace(window, held=held)
+        if any(line.key == ended for line in window.held):
+            draft.windows[key] = replace(window, held=_recovered(window.held, ended, now, take(key[1])))
     for key, batch in sorted(draft.digests.items()):
-        lines = tuple(
-            line.recovered(now, take(key[1])) if (line.latest.app, line.latest.event) == (signal.app, problem) else line
-            for line in batch.lines
-        )
-        if lines != batch.lines:
-            draft.digests[key] = replace(batch, lines=lines)
+        if any(line.key == ended for line in batch.lines):
+            draft.digests[key] = replace(batch, lines=_recovered(batch.lines, ended, now, take(key[1])))
     return accounted
 
 

@@ -58,6 +58,7 @@ def span(delta: timedelta) -> str:
 
 
 def times(count: int) -> str:
+    """`once`, `twice`, `4 times`."""
     return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
 
 
@@ -68,6 +69,7 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 
 def title(text: str) -> str:
+    """Any title, cut to what Backstage stores."""
     return truncate(text, SHORT_FIELD_CHARS)
 
 
