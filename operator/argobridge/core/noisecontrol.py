@@ -432,20 +432,10 @@ def _rate_limit(policy: NoisePolicy, route: str | None) -> tuple[str, RateLimit 
     return "", policy.rate_limit
 
 
-def _individual(
-    draft: _Draft,
-    kind: str,
-    event: AppEvent,
-    recipient: str,
-    title: str,
-    description: str,
-    severity: str,
-    tally: Tally,
-    now: datetime,
-    exempt: bool,
-) -> bool:
-    """Hand one notification to the rate limit: sent now (True), or held for the window's summary."""
-    send = Send(
+def _single(kind: str, event: AppEvent, recipient: str, texts: tuple[str, str, str], tally: Tally) -> Send:
+    """A notification about one (app, event) in its own scope; `texts` are (title, description, severity)."""
+    title, description, severity = texts
+    return Send(
         kind=kind,
         recipients=(recipient,),
         scope=event.scope,
@@ -457,7 +447,12 @@ def _individual(
         link=event.link,
         icon=event.icon,
     )
-    key, limit = _rate_limit(draft.policy, event.route)
+
+
+def _individual(draft: _Draft, send: Send, route: str | None, tally: Tally, now: datetime, exempt: bool) -> bool:
+    """Hand one notification to its recipient's rate limit: sent now (True), or held for the window's summary."""
+    (recipient,) = send.recipients
+    key, limit = _rate_limit(draft.policy, route)
     if exempt or limit is None:
         draft.sends.append(send)
         return True
@@ -504,9 +499,8 @@ def _notify(draft: _Draft, event: AppEvent, recipient: str, now: datetime) -> No
         )
         return
     tally = Tally.first(event, now)
-    sent = _individual(
-        draft, SendKind.NOTIFY, event, recipient, event.title, event.description, event.severity, tally, now, False
-    )
+    texts = (event.title, event.description, event.severity)
+    sent = _individual(draft, _single(SendKind.NOTIFY, event, recipient, texts, tally), event.route, tally, now, False)
     still_open = thread is not None and thread.open
     draft.set_thread(
         event.app,
@@ -714,9 +708,8 @@ def _window_end(draft: _Draft, app: str, event: str, recipient: str, thread: Thr
         event, thread.occurrences, thread.since, pending.last_at, recovered, latest.description, now
     )
     severity = "low" if recovered else latest.severity
-    sent = _individual(
-        draft, SendKind.UPDATE, latest, recipient, title, description, severity, pending, now, thread.delivered
-    )
+    update = _single(SendKind.UPDATE, latest, recipient, (title, description, severity), pending)
+    sent = _individual(draft, update, latest.route, pending, now, thread.delivered)
     draft.set_thread(
         app,
         event,
