@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools test-tools run test delivery unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench image lint render dev-cluster clean
+.PHONY: help install tools test-tools kind-tools run test delivery unit contract integration faults e2e e2e-kind deploy-tests manifests chart-lint bench image lint render dev-cluster clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ tools: install ## Build the pinned Go binaries once (cached under ~/.cache/argob
 test-tools: tools ## Also install the Backstage test backend (npm ci, once; cached under ~/.cache/argobridge)
 	$(BIN)/argobridge install-backstage
 
+kind-tools: tools ## kind, the kind node's binaries and its node image, built here without a registry (once per machine; cached)
+	$(BIN)/python -m argobridge_dev.kind.cluster --prepare
+
 run: install ## The mission end to end: a failed sync read in Backstage (no cluster: builds etcd, kube-apiserver, the controller; npm for Backstage)
 	$(BIN)/argobridge demo
 
@@ -35,13 +38,15 @@ run: install ## The mission end to end: a failed sync read in Backstage (no clus
 # them alongside the main suite, since most of their time is waiting, not computing.
 ALONGSIDE := tests/delivery tests/e2e/test_token_rotation.py tests/faults/test_leader_faults.py tests/firsthour tests/image
 
-test: test-tools lint ## Lint, then the whole suite (kind: make e2e-kind); the slow self-contained tests run alongside
+test: test-tools kind-tools lint ## Lint, then the whole suite; the slow self-contained tests and then the kind cluster run alongside
 	@mkdir -p build
-	@$(BIN)/pytest -p no:cacheprovider -ra --durations=15 --junitxml=build/junit-alongside.xml $(ALONGSIDE) > build/test-alongside.log 2>&1 & alongside=$$!; \
+	@( $(BIN)/pytest -p no:cacheprovider -ra --durations=15 --junitxml=build/junit-alongside.xml $(ALONGSIDE); a=$$?; \
+	  $(BIN)/pytest -p no:cacheprovider -ra --durations=10 --junitxml=build/junit-kind.xml tests/kind; k=$$?; \
+	  exit $$(( a | k )) ) > build/test-alongside.log 2>&1 & alongside=$$!; \
 	$(BIN)/pytest -p no:cacheprovider -ra --durations=40 --junitxml=build/junit.xml --ignore=tests/kind $(ALONGSIDE:%=--ignore=%); main=$$?; \
 	wait $$alongside; second=$$?; \
-	echo "======== $(ALONGSIDE) (ran alongside) ========"; cat build/test-alongside.log; \
-	echo "main suite exit $$main, alongside exit $$second"; \
+	echo "======== $(ALONGSIDE), then tests/kind (ran alongside) ========"; cat build/test-alongside.log; \
+	echo "main suite exit $$main, alongside and kind exit $$second"; \
 	[ $$main -eq 0 ] && [ $$second -eq 0 ]
 
 delivery: test-tools ## Issue 14's delivery proofs alone (Backstage outage, restart, hung Backstage; Relay vs Direct)
@@ -62,7 +67,7 @@ faults: test-tools ## The fault suite: least privilege, engine safety, ownership
 e2e: test-tools ## Live end-to-end tests: operator + notifications controller + Backstage
 	$(BIN)/pytest -p no:cacheprovider -ra tests/e2e
 
-e2e-kind: test-tools ## The chart's pods under a real kubelet: a kind cluster built here (podman), no registry needed
+e2e-kind: test-tools kind-tools ## The chart's pods under a real kubelet: a kind cluster built here (podman), no registry needed
 	$(BIN)/pytest -p no:cacheprovider -ra tests/kind
 
 deploy-tests: tools ## The chart and manifests: lint, schema, restricted-v2, install, operator under its RBAC
