@@ -31,8 +31,14 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def release_pods(selector: str = "") -> list[client.V1Pod]:
+    pods = client.CoreV1Api().list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    return [p for p in pods if not p.metadata.deletion_timestamp]
+
+
 def operator_pods() -> list[client.V1Pod]:
-    return [p for p in client.CoreV1Api().list_namespaced_pod(NAMESPACE).items if not p.metadata.deletion_timestamp]
+    """The operator's replicas (the release's relay pods run beside them)."""
+    return release_pods("app.kubernetes.io/component=operator")
 
 
 def ready(pod: client.V1Pod) -> bool:
@@ -54,7 +60,7 @@ class ProbeWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            for pod in operator_pods():
+            for pod in release_pods():  # the relay's pods too: nothing of the release may restart
                 for status in pod.status.container_statuses or []:
                     if status.restart_count:
                         self.faults.append(f"{pod.metadata.name} restarted ({status.last_state})")
