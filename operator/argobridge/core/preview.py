@@ -108,13 +108,20 @@ def _initiated_by(app: Mapping[str, Any]) -> str:
 _RFC3339 = re.compile(r"\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\d([.]\d+)?(Z|[+-]\d\d:\d\d)", re.ASCII)
 
 
+_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Go's toDate gives for a string it cannot parse
+
+
 def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC to the second, as the template writes `{time}`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC to the second, as the template writes `{time}` (a 4-digit year, as Go writes it)."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
 
 
 def event_time(app: Mapping[str, Any], definition: EventDefinition, now: datetime) -> str:
-    """`{time}`: the latest of the event's timestamps that parses as RFC 3339, else `now` (rendering)."""
+    """`{time}`: the latest of the event's timestamps that parses as RFC 3339, else `now` (rendering).
+
+    Like the template, it skips the zero time and a time whose offset carries it out of years 1-9999.
+    """
     latest = ""
     for path in definition.times:
         value = _text(app, *path)
@@ -122,9 +129,10 @@ def event_time(app: Mapping[str, Any], definition: EventDefinition, now: datetim
             continue
         try:
             moment = format_time(datetime.fromisoformat(value))
-        except ValueError:
+        except (ValueError, OverflowError):
             continue
-        latest = max(latest, moment)
+        if moment > _ZERO_TIME:
+            latest = max(latest, moment)
     return latest or format_time(now)
 
 
