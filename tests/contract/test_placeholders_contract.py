@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,7 +84,9 @@ def changed(app: dict[str, Any] = FULL, **paths: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def engine() -> OfflineEngine:
-    return OfflineEngine(dict(render_notifications_config(parse_bridge_spec(BRIDGE), None).owned), {"backstage-token": "t"})
+    return OfflineEngine(
+        dict(render_notifications_config(parse_bridge_spec(BRIDGE), None).owned), {"backstage-token": "t"}
+    )
 
 
 def payload(engine: OfflineEngine, app: dict[str, Any], event: EventName = EventName.SYNC_SUCCEEDED, route: str = ""):
@@ -118,7 +122,8 @@ def test_an_application_that_never_synced_reads_empty_not_no_value(engine):
         "by  | from https://git.example.com/shop.git | to https://kubernetes.default.svc/shop"
         " | at 2026-12-04T11:58:00Z | rev "
     )
-    bare = {key: FULL[key] for key in ("apiVersion", "kind", "metadata")} | {"spec": {}}  # no source, destination, status
+    # No source, no destination, no status at all.
+    bare = {key: FULL[key] for key in ("apiVersion", "kind", "metadata")} | {"spec": {}}
     description = payload(engine, bare, EventName.CREATED)["description"]
     assert description == "by  | from  | to  | at 2026-12-01T08:00:00Z | rev "
 
@@ -131,7 +136,10 @@ def test_an_application_that_never_synced_reads_empty_not_no_value(engine):
         ({"status__operationState__operation__initiatedBy": {"automated": True, "username": "bob"}}, "automated sync"),
         ({"status__operationState__operation__initiatedBy": {}}, ""),
         ({"status__operationState__operation": None}, ""),
-        ({"status__operationState__operation__initiatedBy__username": 'eve "the" {{ admin }}\n'}, 'eve "the" {{ admin }}\n'),
+        (
+            {"status__operationState__operation__initiatedBy__username": 'eve "the" {{ admin }}\n'},
+            'eve "the" {{ admin }}\n',
+        ),
     ],
 )
 def test_initiated_by_is_the_user_or_automated_sync(engine, paths, expected):
@@ -146,7 +154,10 @@ def test_initiated_by_is_the_user_or_automated_sync(engine, paths, expected):
         (
             {
                 "spec__source": None,
-                "spec__sources": [{"repoURL": "https://charts.example.com"}, {"repoURL": "https://git.example.com/values"}],
+                "spec__sources": [
+                    {"repoURL": "https://charts.example.com"},
+                    {"repoURL": "https://git.example.com/values"},
+                ],
             },
             "https://charts.example.com",
         ),
@@ -207,8 +218,16 @@ def test_revision_of_a_multi_source_app_is_the_first_sources(engine, paths, expe
         (EventName.DEPLOYED, {"status__health__lastTransitionTime": "2026-12-04T10:00:00Z"}, "2026-12-04T11:55:00Z"),
         (EventName.CREATED, {}, "2026-12-01T08:00:00Z"),
         (EventName.DELETED, {"metadata__deletionTimestamp": "2026-12-04T11:59:59Z"}, "2026-12-04T11:59:59Z"),
-        (EventName.SYNC_FAILED, {"status__operationState__finishedAt": "2026-12-04T13:55:00+02:00"}, "2026-12-04T11:55:00Z"),
-        (EventName.SYNC_FAILED, {"status__operationState__finishedAt": "2026-12-04T11:55:00.5Z"}, "2026-12-04T11:55:00Z"),
+        (
+            EventName.SYNC_FAILED,
+            {"status__operationState__finishedAt": "2026-12-04T13:55:00+02:00"},
+            "2026-12-04T11:55:00Z",
+        ),
+        (
+            EventName.SYNC_FAILED,
+            {"status__operationState__finishedAt": "2026-12-04T11:55:00.5Z"},
+            "2026-12-04T11:55:00Z",
+        ),
     ],
 )
 def test_time_is_when_the_event_happened_in_utc(engine, event, paths, expected):
@@ -239,7 +258,9 @@ def test_without_a_readable_timestamp_time_is_when_the_engine_rendered(engine, e
 @given(
     st.one_of(
         st.datetimes(timezones=st.timezones()).map(lambda moment: moment.isoformat(timespec="seconds")),
-        st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\Z"),
+        st.from_regex(
+            r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\Z"
+        ),
     )
 )
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -257,6 +278,42 @@ def test_a_routes_icon_wins_and_the_events_icon_stays_the_default(engine):
 
 
 def test_without_any_icon_the_body_has_none():
-    spec = parse_bridge_spec({"backstage": {"url": "https://backstage.example.com"}, "events": [{"event": "SyncFailed"}]})
+    spec = parse_bridge_spec(
+        {"backstage": {"url": "https://backstage.example.com"}, "events": [{"event": "SyncFailed"}]}
+    )
     engine = OfflineEngine(dict(render_notifications_config(spec, None).owned), {"backstage-token": "t"})
     assert "icon" not in json.loads(engine.webhook_body(CATALOG[EventName.SYNC_FAILED].template, FULL))["payload"]
+
+
+README_EXAMPLE = """
+events:
+  - {event: SyncFailed, icon: warning,
+     description: "{message} (revision {revision} of {repo}, started by {initiatedBy})"}
+routes:
+  - name: prod-oncall
+    match: [{destinationNamespaces: [prod, "prod-*"]}]
+    recipients: [group:default/on-call]
+    icon: kind:component
+    title: "PROD {app} on {destination}: {phase} at {time}"
+"""
+
+
+def test_the_readmes_example_reads_as_the_readme_says():
+    assert README_EXAMPLE.strip() in (Path(__file__).parents[2] / "README.md").read_text()
+    spec = parse_bridge_spec({"backstage": {"url": "https://backstage.example.com"}, **yaml.safe_load(README_EXAMPLE)})
+    engine = OfflineEngine(dict(render_notifications_config(spec, None).owned), {"backstage-token": "t"})
+    failed = changed(
+        spec__destination={"name": "in-cluster", "namespace": "prod"},
+        status__operationState__phase="Failed",
+        status__operationState__message="one or more objects failed to apply",
+        status__operationState__operation__initiatedBy={"username": "alice"},
+    )
+    body = json.loads(engine.webhook_body("app-sync-failed-prod-oncall-backstage", failed))
+    assert body["payload"]["title"] == "PROD shop on in-cluster/prod: Failed at 2026-12-04T11:55:00Z"
+    assert body["payload"]["description"] == (
+        "one or more objects failed to apply (revision 4f3c2b1a of https://git.example.com/shop.git, started by alice)"
+    )
+    assert body["payload"]["icon"] == "kind:component"
+    assert body["recipients"]["entityRef"] == ["component:default/shop", "group:default/on-call"]
+    elsewhere = json.loads(engine.webhook_body("app-sync-failed-backstage", changed(failed, spec__destination={})))
+    assert elsewhere["payload"]["icon"] == "warning"

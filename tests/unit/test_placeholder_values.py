@@ -82,10 +82,17 @@ def test_an_application_with_every_field():
             "initiatedBy",
             "automated sync",
         ),
-        ({"status__operationState__operation__initiatedBy": {"automated": False, "username": "bob"}}, "initiatedBy", "bob"),
+        (
+            {"status__operationState__operation__initiatedBy": {"automated": False, "username": "bob"}},
+            "initiatedBy",
+            "bob",
+        ),
         ({"spec__source": None}, "repo", ""),
         (
-            {"spec__source": None, "spec__sources": [{"repoURL": "https://charts.example.com"}, {"repoURL": "https://b"}]},
+            {
+                "spec__source": None,
+                "spec__sources": [{"repoURL": "https://charts.example.com"}, {"repoURL": "https://b"}],
+            },
             "repo",
             "https://charts.example.com",
         ),
@@ -102,7 +109,11 @@ def test_an_application_with_every_field():
             "destination",
             "prod/shop",
         ),
-        ({"spec__destination": {"server": "https://kubernetes.default.svc"}}, "destination", "https://kubernetes.default.svc"),
+        (
+            {"spec__destination": {"server": "https://kubernetes.default.svc"}},
+            "destination",
+            "https://kubernetes.default.svc",
+        ),
         ({"spec__destination": {"namespace": "shop"}}, "destination", "shop"),
         ({"spec__destination": None}, "destination", ""),
         ({"status__operationState__finishedAt": None}, "time", "2026-12-04T12:00:00Z"),
@@ -165,7 +176,9 @@ def test_deployed_takes_the_later_of_sync_and_health_even_across_offsets():
 
 
 def test_format_time_is_rfc3339_in_utc():
-    assert format_time(datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=timezone(timedelta(hours=-5)))) == "2026-01-02T08:04:05Z"
+    assert (
+        format_time(datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=timezone(timedelta(hours=-5)))) == "2026-01-02T08:04:05Z"
+    )
 
 
 @given(st.one_of(st.text(max_size=40), st.datetimes(timezones=st.timezones()).map(datetime.isoformat)))
