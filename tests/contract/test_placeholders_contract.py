@@ -191,17 +191,26 @@ def test_destination_is_cluster_and_namespace_as_argo_cd_lists_it(engine, destin
 @pytest.mark.parametrize(
     ("paths", "expected"),
     [
-        ({"status__operationState__syncResult": {"revision": "", "revisions": ["r-first", "r-second"]}}, "r-first"),
+        (
+            {
+                "status__operationState__syncResult": {"revision": "", "revisions": ["r-first", "r-second"]},
+                "status__operationState__operation__sync": {"revisions": ["asked-1", "asked-2"]},
+                "status__sync": {"status": "Synced", "revisions": ["s-first", "s-second"]},
+            },
+            "r-first",
+        ),
         (
             {
                 "status__operationState__syncResult": None,
                 "status__operationState__operation__sync": {"revisions": ["asked-1", "asked-2"]},
+                "status__sync": {"status": "Synced", "revisions": ["s-first", "s-second"]},
             },
             "asked-1",
         ),
         ({"status__operationState": None, "status__sync": {"revisions": ["s-first", "s-second"]}}, "s-first"),
         ({"status__operationState": None, "status__sync": {"revisions": "not a list"}}, ""),
         ({"status__operationState": None, "status__sync": None}, ""),
+        ({"status__operationState__syncResult__revision": "", "status__sync__revision": "compared"}, "4f3c2b1a"),
     ],
 )
 def test_revision_of_a_multi_source_app_is_the_first_sources(engine, paths, expected):

@@ -131,12 +131,21 @@ def test_each_placeholder_present_absent_or_odd(paths, placeholder, expected):
 @pytest.mark.parametrize(
     ("paths", "expected"),
     [
-        ({"status__operationState__syncResult": {"revision": "", "revisions": ["r-first", "r-second"]}}, "r-first"),
+        (
+            {
+                "status__operationState__syncResult": {"revision": "", "revisions": ["r-first", "r-second"]},
+                "status__operationState__operation": {"sync": {"revisions": ["op-first"]}},
+                "status__sync": {"revisions": ["s-first"]},
+            },
+            "r-first",
+        ),
         ({"status__operationState__syncResult": None}, "asked"),
+        ({"status__operationState__syncResult": None, "status__operationState__operation": None}, "compared"),
         (
             {
                 "status__operationState__syncResult": None,
                 "status__operationState__operation": {"sync": {"revisions": ["op-first", "op-second"]}},
+                "status__sync": {"revisions": ["s-first"]},
             },
             "op-first",
         ),

@@ -69,16 +69,19 @@ def _first(document: Any, *path: str) -> Any:
     return value[0] if isinstance(value, list) and value else None
 
 
+_REVISIONS = (
+    ("status", "operationState", "syncResult"),
+    ("status", "operationState", "operation", "sync"),
+    ("status", "sync"),
+)
+
+
 def _revision(app: Mapping[str, Any]) -> str:
-    """The sync's revision, else the first source's (multi-source apps), else the compared revision."""
-    for base in (("status", "operationState", "syncResult"), ("status", "operationState", "operation", "sync")):
-        for value in (_dig(app, *base, "revision"), _first(app, *base, "revisions")):
-            if value:
-                return str(value)
-    for value in (_dig(app, "status", "sync", "revision"), _first(app, "status", "sync", "revisions")):
-        if value:
-            return str(value)
-    return ""
+    """The sync's revision, the one it asked for, the compared one; for multi-source apps (where all three
+    are empty) the first source's entry of the same three lists."""
+    singles = (_dig(app, *base, "revision") for base in _REVISIONS)
+    firsts = (_first(app, *base, "revisions") for base in _REVISIONS)
+    return next((str(value) for value in (*singles, *firsts) if value), "")
 
 
 def _repo(app: Mapping[str, Any]) -> str:
