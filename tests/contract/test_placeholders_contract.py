@@ -277,6 +277,29 @@ def test_any_rfc3339_like_time_reads_the_same_in_go_and_in_preview(engine, raw):
     payload(engine, changed(status__operationState__finishedAt=raw), EventName.SYNC_FAILED)
 
 
+# Not NUL (the template drops it, tested in test_body_limits) and not what YAML cannot print: the offline
+# `template notify` prints the body as YAML and refuses DEL, C1 controls and U+FEFF/FFFE/FFFF there
+# ("yaml: control characters are not allowed"); the controller posts JSON and has no such step.
+_UNPRINTABLE = "\x00\x7f" + "".join(chr(code) for code in range(0x80, 0xA0)) + "\ufeff\ufffe\uffff"
+ANY_TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters=_UNPRINTABLE), max_size=40)
+
+
+@given(username=ANY_TEXT, automated=st.sampled_from([None, True, False]), repo=ANY_TEXT, cluster=ANY_TEXT, ns=ANY_TEXT)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_text_in_the_application_arrives_as_text_and_as_preview_says(
+    engine, username, automated, repo, cluster, ns
+):
+    initiator: dict[str, Any] = {"username": username}
+    if automated is not None:
+        initiator["automated"] = automated
+    app = changed(
+        status__operationState__operation__initiatedBy=initiator,
+        spec__source={"repoURL": repo},
+        spec__destination={"name": cluster, "namespace": ns},
+    )
+    payload(engine, app, EventName.SYNC_FAILED)  # the engine's description equals preview's, character for character
+
+
 def test_a_routes_icon_wins_and_the_events_icon_stays_the_default(engine):
     prod = changed(spec__destination={"server": "https://kubernetes.default.svc", "namespace": "prod"})
     assert payload(engine, prod, EventName.SYNC_FAILED, "prod-icon")["icon"] == "kind:component"
