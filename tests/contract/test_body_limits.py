@@ -49,7 +49,10 @@ SIZE = 300_000
 C0 = "".join(chr(code) for code in range(32))  # each one 6 bytes of JSON (\u0001), NUL included
 # Every text of every event reads every placeholder, the message twice: the worst a bridge can write.
 HOSTILE_TITLE = "{message}{app}"
-HOSTILE_DESCRIPTION = "{message}\n{revision} {project} {health} {phase} {app} {namespace}\n{message}"
+# `{time}` is left out: it is always a time the engine formatted (20 ASCII characters), never the app's text.
+HOSTILE_DESCRIPTION = (
+    "{message}\n{revision} {project} {health} {phase} {app} {namespace}\n{initiatedBy} {repo} {destination}\n{message}"
+)
 ONCALL = ("group:default/oncall", "user:default/bob")
 
 
@@ -101,6 +104,9 @@ def carrying(
     application = app(name=name, namespace=namespace, phase=side, health=side, message="", ref=refs)
     application["spec"]["project"] = project if project is not None else side
     application["status"]["operationState"]["syncResult"]["revision"] = side
+    application["status"]["operationState"]["operation"] = {"initiatedBy": {"username": side}}
+    application["spec"]["source"] = {"repoURL": side}
+    application["spec"]["destination"]["name"] = side
     if source is MessageSource.OPERATION:
         application["status"]["operationState"]["message"] = text
     elif source is MessageSource.HEALTH:
@@ -150,6 +156,16 @@ def fields(application: dict[str, Any], source: MessageSource) -> dict[str, str]
         "health": status.get("health", {}).get("status", ""),
         "phase": operation.get("phase", ""),
         "message": messages[source],
+        "initiatedBy": operation.get("operation", {}).get("initiatedBy", {}).get("username", ""),
+        "repo": application["spec"].get("source", {}).get("repoURL", ""),
+        "destination": "/".join(
+            part
+            for part in (
+                application["spec"]["destination"].get("name") or application["spec"]["destination"].get("server"),
+                application["spec"]["destination"].get("namespace"),
+            )
+            if part
+        ),
     }
 
 

@@ -32,6 +32,7 @@ from argobridge.core.configplan import plan_config
 from argobridge.core.events import CATALOG
 from argobridge.core.exprsize import ENGINE_MAX_NODES, expr_node_count
 from argobridge.core.ownership import Ownership
+from argobridge.core.placeholders import PLACEHOLDERS
 from argobridge.core.render import render_notifications_config, to_yaml
 from argobridge.core.routeplan import plan_deliveries
 from argobridge.core.spec import (
@@ -140,6 +141,7 @@ BAD_FIELDS = {
     ),
     "topic with a space": ({"events": [{"event": "Deployed", "topic": "a b"}]}, "spec.events[0].topic"),
     "icon with a quote": ({"events": [{"event": "Deployed", "icon": 'a"b'}]}, "spec.events[0].icon"),
+    "route icon with a brace": ({"routes": [{**ROUTE, "icon": "a{{b"}]}, "spec.routes[0].icon"),
     "title with a template": ({"events": [{"event": "Deployed", "title": "{{.app}} {app.x}"}]}, "spec.events[0].title"),
     "service name with a dot": ({"argocd": {"serviceName": "back.stage"}}, "spec.argocd.serviceName"),
     "token key with a dot": ({"token": {"key": "backstage.token"}}, "spec.token.key"),
@@ -327,7 +329,7 @@ HOSTILE = ['"', "'", "\\", "\n", "\r\n", "\t", "{{", "}}", "$", "$backstage-toke
 HOSTILE += ["🚀", "é", "\u2028", "\u00a0", "\x00", "\x7f", "\U0010ffff", "`", "{{ .app }}", "<script>", "a" * 300]
 EVENTS = [event.value for event in EventName]
 SEVERITIES = [severity.value for severity in Severity]
-PLACEHOLDER_NAMES = ["app", "project", "namespace", "revision", "message", "health", "phase"]
+PLACEHOLDER_NAMES = sorted(PLACEHOLDERS)
 
 
 def _joined(parts: st.SearchStrategy[str], max_parts: int, max_size: int) -> st.SearchStrategy[str]:
@@ -444,6 +446,7 @@ def routes(draw: st.DrawFn, index: int) -> dict[str, Any]:
     changes = {
         "severity": st.sampled_from(SEVERITIES),
         "topic": words,
+        "icon": pattern_text("abcXYZ019._:/-", 64),
         "title": placeholder_text(1024),
         "description": placeholder_text(4096),
     }

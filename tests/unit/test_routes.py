@@ -65,6 +65,11 @@ def test_recipients_are_delivered_in_canonical_form():
         ),
         ({**ONCALL, "name": "Bad_Name"}, "spec.routes[0].name 'Bad_Name'"),
         ({**ONCALL, "severity": "urgent"}, "severity 'urgent'"),
+        ({**ONCALL, "icon": 'kind:"x"'}, "spec.routes[0] (prod-oncall): icon 'kind:\"x\"' must be 1 to 64 letters"),
+        ({**ONCALL, "icon": "i" * 65}, "spec.routes[0] (prod-oncall): icon"),
+        ({**ONCALL, "icon": ""}, "spec.routes[0] (prod-oncall): icon '' must be 1 to 64"),
+        ({**ONCALL, "icon": 7}, "spec.routes[0] (prod-oncall): icon 7 must be"),
+        ({"name": "quiet", "drop": True, "icon": "warning"}, "spec.routes[0] (quiet): drop sends nothing"),
     ],
 )
 def test_mistakes_name_the_route_and_the_fix(route, says):
@@ -179,3 +184,26 @@ def test_a_configuration_too_big_for_the_configmap_is_refused_with_the_fix():
         render_notifications_config(spec, None)
     fewer = spec_with(*routes[:8], events=[{"event": event.value} for event in EventName])
     assert sum(len(value) for value in render_notifications_config(fewer, None).owned.values()) < 512 * 1024
+
+
+def test_an_icon_alone_is_an_action_and_wins_over_the_events():
+    spec = spec_with(
+        {"name": "prod-icon", "match": [{"destinationNamespaces": ["prod"]}], "icon": "kind:component"},
+        events=[{"event": "SyncFailed", "icon": "warning"}],
+    )
+    route, default = deliveries(spec, EventName.SYNC_FAILED)
+    assert (route.route, route.icon) == ("prod-icon", "kind:component")
+    assert (default.route, default.icon) == (None, "warning")
+
+
+def test_a_route_without_an_icon_keeps_the_events_or_none():
+    with_event_icon = spec_with(ONCALL, events=[{"event": "SyncFailed", "icon": "warning"}])
+    assert [item.icon for item in deliveries(with_event_icon, EventName.SYNC_FAILED)] == ["warning", "warning"]
+    assert [item.icon for item in deliveries(spec_with(ONCALL), EventName.SYNC_FAILED)] == [None, None]
+
+
+def test_the_routes_icon_reaches_its_template_as_a_literal():
+    spec = spec_with({**ONCALL, "icon": "kind:component"})
+    owned = render_notifications_config(spec, None).owned
+    assert 'set $payload "icon" "kind:component"' in owned["template.app-sync-failed-prod-oncall-backstage"]
+    assert '"icon"' not in owned["template.app-sync-failed-backstage"]

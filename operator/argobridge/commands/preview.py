@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,7 @@ def preview_command(bridge_path: str, app_path: str, events: Sequence[str], argo
         print(f"error: not enabled in spec.events: {', '.join(not_enabled)}", file=sys.stderr)
         return 2
     url = spec.argocd_url or argocd_url
-    previews = preview_application(spec, app, url, only)
+    previews = preview_application(spec, app, url, only, now=datetime.now(UTC))
     binary = find_argocd()
     try:
         engine = _engine_view(spec, url, app, previews, binary) if binary else None

@@ -79,6 +79,16 @@ def _conditions_recent(minutes: int) -> str:
     )
 
 
+# Where `{time}` reads when the event happened: the latest of these timestamps that Argo CD recorded, else
+# the time the engine renders the notification. Paths are keys into the Application, as `dig` takes them.
+Timestamp = tuple[str, ...]
+FINISHED_AT: Timestamp = ("status", "operationState", "finishedAt")
+STARTED_AT: Timestamp = ("status", "operationState", "startedAt")
+HEALTH_CHANGED_AT: Timestamp = ("status", "health", "lastTransitionTime")
+CREATED_AT: Timestamp = ("metadata", "creationTimestamp")
+DELETED_AT: Timestamp = ("metadata", "deletionTimestamp")
+
+
 @dataclass(frozen=True)
 class EventDefinition:
     """How one event is detected by the engine and described to a person.
@@ -97,6 +107,7 @@ class EventDefinition:
     description: str
     recency: Callable[[int], str]  # the event happened within N minutes: enabling ArgoBridge is quiet
     message: MessageSource = MessageSource.OPERATION
+    times: tuple[Timestamp, ...] = ()  # what `{time}` reads (the latest set); none: the time of rendering
 
 
 CATALOG: Mapping[EventName, EventDefinition] = {
@@ -110,6 +121,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         recency=_operation_recent,
         title="{app}: sync succeeded",
         description="Application {app} (project {project}) was synced to revision {revision}.",
+        times=(FINISHED_AT,),
     ),
     EventName.SYNC_FAILED: EventDefinition(
         name=EventName.SYNC_FAILED,
@@ -121,6 +133,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         recency=_operation_recent,
         title="{app}: sync failed",
         description="Sync of application {app} (project {project}) failed: {message}",
+        times=(FINISHED_AT,),
     ),
     EventName.HEALTH_DEGRADED: EventDefinition(
         name=EventName.HEALTH_DEGRADED,
@@ -134,6 +147,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         title="{app}: health degraded",
         description="Application {app} (project {project}) is Degraded. {message}",
         message=MessageSource.HEALTH,
+        times=(HEALTH_CHANGED_AT,),
     ),
     EventName.DEPLOYED: EventDefinition(
         name=EventName.DEPLOYED,
@@ -149,6 +163,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         recency=lambda minutes: f"({_operation_recent(minutes)} or {_health_changed_recently(minutes)})",
         title="{app}: deployed",
         description="Application {app} (project {project}) is running revision {revision} and is Healthy.",
+        times=(FINISHED_AT, HEALTH_CHANGED_AT),  # deployed once both synced and healthy: the later
     ),
     EventName.SYNC_RUNNING: EventDefinition(
         name=EventName.SYNC_RUNNING,
@@ -161,6 +176,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         recency=_timestamp_recent("app.status.operationState.startedAt"),
         title="{app}: sync running",
         description="Application {app} (project {project}) is being synced to revision {revision}.",
+        times=(STARTED_AT,),
     ),
     EventName.SYNC_STATUS_UNKNOWN: EventDefinition(
         name=EventName.SYNC_STATUS_UNKNOWN,
@@ -185,6 +201,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         title="{app}: health missing",
         description="Resources of application {app} (project {project}) are missing. {message}",
         message=MessageSource.HEALTH,
+        times=(HEALTH_CHANGED_AT,),
     ),
     EventName.CREATED: EventDefinition(
         name=EventName.CREATED,
@@ -197,6 +214,7 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         title="{app}: created",
         description="Application {app} was created in project {project}.",
         message=MessageSource.NONE,
+        times=(CREATED_AT,),
     ),
     EventName.DELETED: EventDefinition(
         name=EventName.DELETED,
@@ -210,5 +228,6 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         title="{app}: deleted",
         description="Application {app} (project {project}) is being deleted.",
         message=MessageSource.NONE,
+        times=(DELETED_AT,),
     ),
 }

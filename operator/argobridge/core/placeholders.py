@@ -23,6 +23,10 @@ PLACEHOLDERS: Mapping[str, str] = {
     "message": "$message",
     "health": "$health",
     "phase": "$phase",
+    "initiatedBy": "$initiatedBy",
+    "repo": "$repo",
+    "destination": "$destination",
+    "time": "$time",
 }
 MAX_TEXT = 4096
 

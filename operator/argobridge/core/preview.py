@@ -8,8 +8,10 @@ when the binary is not installed.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from argobridge.core.backstage_contract import MAX_TITLE, js_length
@@ -61,21 +63,96 @@ def _message(app: Mapping[str, Any], source: MessageSource) -> str:
     return ""
 
 
-def placeholder_values(app: Mapping[str, Any], definition: EventDefinition) -> dict[str, str]:
-    """The values the engine's template reads for each placeholder."""
-    revisions = (
-        _text(app, "status", "operationState", "syncResult", "revision"),
-        _text(app, "status", "operationState", "operation", "sync", "revision"),
-        _text(app, "status", "sync", "revision"),
+def _first(document: Any, *path: str) -> Any:
+    """The first item of a list, as the template reads it: None when the value is not a non-empty list."""
+    value = _dig(document, *path)
+    return value[0] if isinstance(value, list) and value else None
+
+
+_REVISIONS = (
+    ("status", "operationState", "syncResult"),
+    ("status", "operationState", "operation", "sync"),
+    ("status", "sync"),
+)
+
+
+def _revision(app: Mapping[str, Any]) -> str:
+    """The sync's revision, the one it asked for, the compared one; for multi-source apps (where all three
+    are empty) the first source's entry of the same three lists."""
+    singles = (_dig(app, *base, "revision") for base in _REVISIONS)
+    firsts = (_first(app, *base, "revisions") for base in _REVISIONS)
+    return next((str(value) for value in (*singles, *firsts) if value), "")
+
+
+def _repo(app: Mapping[str, Any]) -> str:
+    source = _first(app, "spec", "sources")
+    candidates = (
+        _dig(app, "spec", "source", "repoURL"),
+        _dig(source, "repoURL") if isinstance(source, Mapping) else None,
+        _dig(app, "spec", "sourceHydrator", "drySource", "repoURL"),
     )
+    return next((str(value) for value in candidates if value), "")
+
+
+def _destination(app: Mapping[str, Any]) -> str:
+    cluster = _dig(app, "spec", "destination", "name") or _dig(app, "spec", "destination", "server") or ""
+    namespace = _text(app, "spec", "destination", "namespace")
+    return f"{cluster}/{namespace}" if cluster and namespace else str(cluster or namespace)
+
+
+def _initiated_by(app: Mapping[str, Any]) -> str:
+    initiator = _dig(app, "status", "operationState", "operation", "initiatedBy")
+    if isinstance(initiator, Mapping) and str(initiator.get("automated")).lower() == "true":
+        return "automated sync"
+    return _text(initiator, "username")
+
+
+# Go's RFC 3339 without `{`: the template's regex, which admits what metav1.Time writes and offsets.
+_RFC3339 = re.compile(r"\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\d([.]\d+)?(Z|[+-]\d\d:\d\d)", re.ASCII)
+
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"  # what Go's toDate gives for a string it cannot parse
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC to the second, as the template writes `{time}` (a 4-digit year, as Go writes it)."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+
+
+def event_time(app: Mapping[str, Any], definition: EventDefinition, now: datetime) -> str:
+    """`{time}`: the latest of the event's timestamps that parses as RFC 3339, else `now` (rendering).
+
+    Like the template, it skips the zero time and a time whose offset carries it out of years 1-9999.
+    """
+    latest = ""
+    for path in definition.times:
+        value = _text(app, *path)
+        if not _RFC3339.fullmatch(value):
+            continue
+        try:
+            moment = format_time(datetime.fromisoformat(value))
+        except (ValueError, OverflowError):
+            continue
+        if moment > _ZERO_TIME:
+            latest = max(latest, moment)
+    return latest or format_time(now)
+
+
+def placeholder_values(app: Mapping[str, Any], definition: EventDefinition, now: datetime) -> dict[str, str]:
+    """The values the engine's template reads for each placeholder; `now` stands for the time of rendering."""
     return {
         "app": _text(app, "metadata", "name"),
         "namespace": _text(app, "metadata", "namespace"),
         "project": _text(app, "spec", "project") or "default",
-        "revision": next((value for value in revisions if value), ""),
+        "revision": _revision(app),
         "message": _message(app, definition.message),
         "health": _text(app, "status", "health", "status"),
         "phase": _text(app, "status", "operationState", "phase"),
+        "initiatedBy": _initiated_by(app),
+        "repo": _repo(app),
+        "destination": _destination(app),
+        "time": event_time(app, definition, now),
     }
 
 
@@ -107,9 +184,10 @@ def expected_body(
     route: Route | None,
     app: Mapping[str, Any],
     argocd_url: str | None,
+    now: datetime,
 ) -> dict[str, Any] | None:
     """The create request the template builds; None when it would have no recipient."""
-    values = placeholder_values(app, definition)
+    values = placeholder_values(app, definition, now)
     refs = [
         ref.canonical
         for ref in parse_entity_refs(_text(app, "metadata", "annotations", ENTITY_REF_ANNOTATION))
@@ -131,17 +209,24 @@ def expected_body(
         "topic": (route.topic if route else None) or event.topic,
         "scope": _scope(values["namespace"], values["app"], event.event),
     }
-    if event.icon:
-        payload["icon"] = event.icon
+    icon = (route.icon if route else None) or event.icon
+    if icon:
+        payload["icon"] = icon
     if argocd_url:
         payload["link"] = f"{argocd_url.rstrip('/')}/applications/{values['namespace']}/{values['app']}"
     return {"recipients": recipients, "payload": payload}
 
 
 def preview_application(
-    spec: BridgeSpec, app: Mapping[str, Any], argocd_url: str | None, only: Sequence[EventName] = ()
+    spec: BridgeSpec,
+    app: Mapping[str, Any],
+    argocd_url: str | None,
+    only: Sequence[EventName] = (),
+    *,
+    now: datetime,
 ) -> list[EventPreview]:
-    """For each enabled event (or those asked for): the routes that match and what would be sent."""
+    """For each enabled event (or those asked for): the routes that match and what would be sent; `now`
+    is the time `{time}` falls back to when the Application recorded none for the event."""
     previews = []
     for event in spec.events:
         if only and event.event not in only:
@@ -156,7 +241,7 @@ def preview_application(
         deliveries = {d.route: d for d in plan_deliveries(event, spec.routes, definition.template)}
         dropped = route is not None and route.drop
         delivery = None if dropped else deliveries.get(route.name if route else None)
-        body = expected_body(definition, event, route, app, argocd_url) if delivery else None
+        body = expected_body(definition, event, route, app, argocd_url, now) if delivery else None
         note = ""
         if dropped:
             note = f"dropped by route {route.name if route else ''}: nothing is sent"

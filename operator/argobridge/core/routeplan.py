@@ -46,6 +46,7 @@ class Delivery:
     broadcast: bool
     severity: Severity
     topic: str
+    icon: str | None = None
 
 
 def glob_regex(glob: str) -> str:
@@ -137,6 +138,7 @@ def plan_deliveries(event: EventSpec, routes: tuple[Route, ...], default_templat
                     broadcast=route.broadcast,
                     severity=route.severity or event.severity,
                     topic=route.topic or event.topic,
+                    icon=route.icon or event.icon,
                 )
             )
         if condition == "true":
@@ -152,6 +154,7 @@ def plan_deliveries(event: EventSpec, routes: tuple[Route, ...], default_templat
             broadcast=False,
             severity=event.severity,
             topic=event.topic,
+            icon=event.icon,
         )
     )
     return tuple(deliveries)

@@ -18,6 +18,7 @@ from argobridge.core.entityref import parse_entity_ref
 from argobridge.core.labels import KEY_HINT, VALUE_HINT, label_key_problem, label_value_problem
 from argobridge.core.placeholders import PlaceholderError, parse_placeholders
 from argobridge.core.spec import (
+    MAX_ICON,
     MAX_TEXTS,
     MAX_TOPIC,
     TOPIC,
@@ -88,6 +89,7 @@ class Route:
     topic: str | None = None
     title: str | None = None
     description: str | None = None
+    icon: str | None = None
 
     @property
     def path(self) -> str:
@@ -226,6 +228,9 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
     topic = raw.get("topic")
     if topic is not None:
         topic = checked_word(topic, f"{path}: topic", TOPIC, MAX_TOPIC)
+    icon = raw.get("icon")
+    if icon is not None:
+        icon = checked_word(icon, f"{path}: icon", TOPIC, MAX_ICON)
     route = Route(
         name=name,
         index=index,
@@ -237,15 +242,25 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
         topic=topic,
         title=_route_text(raw, "title", path),
         description=_route_text(raw, "description", path),
+        icon=icon,
     )
-    changes = route.recipients or route.broadcast or override or topic is not None or route.title or route.description
+    changes = (
+        route.recipients
+        or route.broadcast
+        or override
+        or topic is not None
+        or icon is not None
+        or route.title
+        or route.description
+    )
     if route.drop and changes:
         raise SpecError(f"{path}: drop sends nothing, so it cannot be combined with other actions; keep one")
     if route.broadcast and route.recipients:
         raise SpecError(f"{path}: a broadcast already reaches every user; remove recipients or broadcast")
     if not route.drop and not changes:
         raise SpecError(
-            f"{path} has no action; give recipients, broadcast: true, drop: true, severity, topic, title or description"
+            f"{path} has no action; give recipients, broadcast: true, drop: true, severity, topic, icon, title"
+            " or description"
         )
     return route
 
