@@ -8,7 +8,6 @@ whose pods never run on a bare control plane; only its reconciliation of API obj
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import yaml
 
 from argobridge_dev import processes
-from argobridge_dev.gobuild import ensure_built, go_env
+from argobridge_dev.gobuild import ensure_built, module_dir
 from argobridge_dev.versions import ARGOCD_OPERATOR, OPENSHIFT_API_MODULE, OPENSHIFT_API_VERSION
 
 # The operator's own kinds; Application, AppProject and ApplicationSet come from Argo CD's module instead.
@@ -30,18 +29,6 @@ OPERATOR_CRDS = (
     "argoproj.io_namespacemanagements.yaml",
     "argocd-image-updater.argoproj.io_imageupdaters.yaml",
 )
-
-
-def module_dir(module: str, version: str) -> Path:
-    """A Go module's source tree, from the module cache (downloaded once)."""
-    info = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
-        env=go_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(json.loads(info.stdout)["Dir"])
 
 
 def operator_crd_documents() -> list[dict[str, Any]]:

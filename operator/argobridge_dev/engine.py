@@ -21,7 +21,7 @@ from argobridge.engine.offline import OFFLINE_SERVER, EngineError
 from argobridge.engine.offline import OfflineEngine as _OfflineEngine
 from argobridge_dev import processes
 from argobridge_dev.controlplane import free_port
-from argobridge_dev.gobuild import binary_path, ensure_built, go_env
+from argobridge_dev.gobuild import binary_path, ensure_built, module_dir
 from argobridge_dev.versions import ARGO_CD, ARGO_CD_NOTIFICATIONS
 
 
@@ -48,14 +48,7 @@ def controller_only_binary() -> Path:
 
 def argocd_module_dir() -> Path:
     """The Argo CD Go module's source tree (for its CRD manifests), from the module cache."""
-    info = subprocess.run(
-        ["go", "mod", "download", "-json", f"{ARGO_CD.module}@{ARGO_CD.version}"],
-        env=go_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return Path(json.loads(info.stdout)["Dir"])
+    return module_dir(ARGO_CD.module, ARGO_CD.version)
 
 
 def argocd_crd_documents() -> list[dict[str, Any]]:

@@ -176,6 +176,18 @@ def ensure_built(tool: GoTool) -> Path:
     return target
 
 
+def module_dir(module: str, version: str) -> Path:
+    """A Go module's source tree in Go's module cache (downloaded once), wherever GOMODCACHE points."""
+    info = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        env=go_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(json.loads(info.stdout)["Dir"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m argobridge_dev.gobuild [NAME...]`: build the named (default all) tools."""
     from argobridge_dev.versions import ALL_TOOLS, KIND, KIND_NODE_TOOLS

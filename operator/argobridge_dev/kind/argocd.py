@@ -9,7 +9,6 @@ only the notifications controller delivers. The one change is the pull policy: t
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,12 +16,9 @@ from typing import Any
 
 import yaml
 
-from argobridge_dev import versions
+from argobridge_dev import gobuild, versions
 from argobridge_dev.kind import node
 
-ARGOCD_MODULE_DIR = (
-    Path(os.path.expanduser("~/go/pkg/mod")) / f"github.com/argoproj/argo-cd/v3@{versions.ARGO_CD_VERSION}"
-)
 IMAGE = f"quay.io/argoproj/argocd:{versions.ARGO_CD_VERSION}"
 SHARED_OBJECTS = {
     "argocd-cm",
@@ -47,7 +43,15 @@ def wanted(doc: dict[str, Any]) -> bool:
 
 def notifications_manifests() -> list[dict[str, Any]]:
     """The selected documents of Argo CD's install.yaml, pull policy set for a locally built image."""
-    docs = [d for d in yaml.safe_load_all((ARGOCD_MODULE_DIR / "manifests" / "install.yaml").read_text()) if d]
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            (
+                gobuild.module_dir(versions.ARGO_CD.module, versions.ARGO_CD.version) / "manifests" / "install.yaml"
+            ).read_text()
+        )
+        if d
+    ]
     selected = [d for d in docs if wanted(d)]
     for doc in selected:
         if doc["kind"] == "Deployment":

@@ -9,7 +9,6 @@ the running node committed and saved to the cache, keyed by every version that w
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,6 @@ from argobridge_dev import containers, gobuild, versions
 from argobridge_dev.kind import rootfs
 
 PAUSE_VERSION = "3.10.1"
-KIND_MODULE_DIR = Path(os.path.expanduser("~/go/pkg/mod")) / f"sigs.k8s.io/kind@{versions.KIND.version}"
 # Bumped when the recipe below changes what goes into the node, so a machine builds the new one.
 NODE_RECIPE = "2"
 NODE_KEY = hashlib.sha256(
@@ -176,7 +174,7 @@ def _base_image() -> str:
     if _image_exists(tag):
         return tag
     debian = base_debian_image()
-    files = KIND_MODULE_DIR / "images" / "base" / "files"
+    files = gobuild.module_dir(versions.KIND.module, versions.KIND.version) / "images" / "base" / "files"
     with tempfile.TemporaryDirectory() as ctx_name:
         ctx = Path(ctx_name)
         shutil.copytree(files, ctx / "files", symlinks=True)
@@ -242,10 +240,6 @@ def component_images(kubeadm: Path) -> list[Path]:
     return archives
 
 
-LOCAL_PATH_MODULE_DIR = (
-    Path(os.path.expanduser("~/go/pkg/mod"))
-    / f"github.com/rancher/local-path-provisioner@{versions.LOCAL_PATH_PROVISIONER.version}"
-)
 # The image names the provisioner's manifest gives (a bare name means Docker Hub's library).
 LOCAL_PATH_IMAGE = f"docker.io/rancher/local-path-provisioner:{versions.LOCAL_PATH_PROVISIONER.version}"
 HELPER_IMAGE = "docker.io/library/busybox:latest"
@@ -267,9 +261,8 @@ def _busybox_binary() -> Path:
 
 def storage_manifest() -> str:
     """The provisioner's own manifest, with its StorageClass as kind's stock node names it: `standard`, default."""
-    docs = [
-        d for d in yaml.safe_load_all((LOCAL_PATH_MODULE_DIR / "deploy" / "local-path-storage.yaml").read_text()) if d
-    ]
+    source = gobuild.module_dir(versions.LOCAL_PATH_PROVISIONER.module, versions.LOCAL_PATH_PROVISIONER.version)
+    docs = [d for d in yaml.safe_load_all((source / "deploy" / "local-path-storage.yaml").read_text()) if d]
     for doc in docs:
         if doc["kind"] == "StorageClass":
             doc["metadata"]["name"] = "standard"
