@@ -8,7 +8,6 @@ Application that carries the field and for one that lacks it (or carries somethi
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from argobridge.core.preview import placeholder_values
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import EventName, parse_bridge_spec
 from argobridge_dev.engine import OfflineEngine
+from tests.appfields import with_fields
 
 TEXT = "by {initiatedBy} | from {repo} | to {destination} | at {time} | rev {revision}"
 BRIDGE: dict[str, Any] = {
@@ -69,17 +69,7 @@ FULL: dict[str, Any] = {
 
 def changed(app: dict[str, Any] = FULL, **paths: Any) -> dict[str, Any]:
     """A copy with fields set (or removed, with None), given as paths joined by __."""
-    result = copy.deepcopy(app)
-    for path, value in paths.items():
-        *parents, last = path.split("__")
-        node = result
-        for key in parents:
-            node = node.setdefault(key, {})
-        if value is None:
-            node.pop(last, None)
-        else:
-            node[last] = value
-    return result
+    return with_fields(app, **paths)
 
 
 @pytest.fixture(scope="module")

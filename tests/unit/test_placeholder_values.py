@@ -5,7 +5,6 @@ The contract tests hold the engine's template to the same values; here the many 
 
 from __future__ import annotations
 
-import copy
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from argobridge.core.events import CATALOG
 from argobridge.core.preview import event_time, format_time, placeholder_values
 from argobridge.core.spec import EventName
+from tests.appfields import with_fields
 
 NOW = datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -48,17 +48,7 @@ def values(app: dict[str, Any], event: EventName = EventName.SYNC_SUCCEEDED) -> 
 
 def changed(**paths: Any) -> dict[str, Any]:
     """FULL with fields set (or removed, with None), given as paths joined by __."""
-    app = copy.deepcopy(FULL)
-    for path, value in paths.items():
-        *parents, last = path.split("__")
-        node = app
-        for key in parents:
-            node = node.setdefault(key, {})
-        if value is None:
-            node.pop(last, None)
-        else:
-            node[last] = value
-    return app
+    return with_fields(FULL, **paths)
 
 
 def test_an_application_with_every_field():
