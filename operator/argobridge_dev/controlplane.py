@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import random
 import secrets
 import shutil
 import signal
@@ -32,12 +33,28 @@ from argobridge_dev import processes
 from argobridge_dev.gobuild import ensure_built
 from argobridge_dev.versions import ETCD, KUBE_APISERVER
 
+# Below Linux's ephemeral range (32768-60999 by default): a port the kernel handed out for bind(0) may be
+# taken a moment later as the local end of any outgoing connection (the suite makes thousands), and the
+# server started on it then fails with "address already in use". Ports from here are never given out so.
+_PORT_RANGE = (20000, 32767)
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on loopback that nothing listens on right now, never one this process handed out before."""
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE} after 1000 tries")
 
 
 def _program(proc: subprocess.Popen[bytes]) -> str:
