@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from argobridge_dev import gobuild, versions
+from argobridge_dev import containers, gobuild, versions
 from argobridge_dev.kind import argocd, node
 
 CLUSTER_CONFIG = """kind: Cluster
@@ -49,9 +49,10 @@ def provider() -> str:
         raise RuntimeError(f"ARGOBRIDGE_KIND_PROVIDER={chosen!r}: use podman or docker")
     if shutil.which("podman"):
         return "podman"
-    if shutil.which("docker"):
+    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0:
         return "docker"
-    raise RuntimeError("kind needs podman (apt-get install podman) or Docker; neither is installed")
+    # A docker client without a daemon (this kind of machine) is no provider: podman is installed instead.
+    return "podman"
 
 
 def _log(message: str) -> None:
@@ -162,6 +163,8 @@ class KindCluster:
 def prepare() -> str:
     """Everything a cluster needs that takes minutes cold, built before any test starts (`make kind-tools`)."""
     chosen = provider()
+    if chosen == "podman":
+        containers.ensure_tools()  # Debian's podman, runc and mmdebstrap, as root with apt-get when missing
     for tool in (versions.KIND, versions.KUBECTL, versions.HELM):
         gobuild.ensure_built(tool)
     if chosen == "docker":

@@ -252,7 +252,11 @@ def _busybox_binary() -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run(["apt-get", "download", "-q", "busybox-static"], cwd=work, check=True, capture_output=True)
+        download = ["apt-get", "download", "-q", "busybox-static"]
+        if subprocess.run(download, cwd=work, capture_output=True).returncode:
+            # Package lists never fetched on this machine: fetch them once (root, as for podman) and retry.
+            subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+            subprocess.run(download, cwd=work, check=True, capture_output=True)
         deb = next(Path(work).glob("busybox-static_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), f"{work}/root"], check=True)
         shutil.copy(Path(work) / "root" / "bin" / "busybox", target)
