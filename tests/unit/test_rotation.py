@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from argobridge.core.rotation import Phase, RotationFacts, Step, decide_rotation, mirror_state, token_digest
+from argobridge.core.rotation import (
+    Phase,
+    RotationFacts,
+    Step,
+    decide_rotation,
+    mirror_state,
+    restart_stamp,
+    token_digest,
+)
 
 OLD, NEW, OTHER = token_digest("old-token-123"), token_digest("new-token-456"), token_digest("other-token-789")
 NOW = 1_000_000.0
@@ -178,3 +188,14 @@ def test_a_normal_switch_does_not_restart_backstage_again_in_the_grace_period():
 
 def test_adoption_without_restart_configured_only_marks_the_grace_period():
     assert decide_rotation(facts(argocd=OTHER, current=OTHER, previous=OLD)).step is Step.MARK_SWITCHED
+
+
+def test_two_restarts_in_one_second_stamp_the_pod_template_differently() -> None:
+    """A retirement's restart and the next rotation's restart may fall in one second: the same stamp twice
+    is no template change, so Kubernetes would roll nothing and Backstage would never read the new token."""
+    retire, publish = 1_764_880_226.10, 1_764_880_226.55
+    assert restart_stamp(retire) != restart_stamp(publish)
+    assert restart_stamp(retire) < restart_stamp(publish)  # later restarts sort later, as RFC 3339 should
+    assert datetime.strptime(restart_stamp(publish), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp() == (
+        pytest.approx(publish, abs=1e-5)
+    )

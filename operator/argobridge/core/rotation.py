@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 ANNOTATION_PREFIX = "argobridge.io/"
@@ -75,6 +76,17 @@ class Decision:
     phase: Phase
     step: Step
     reason: str  # one sentence for status and Events; names no token
+
+
+def restart_stamp(epoch: float) -> str:
+    """The pod-template stamp of a Backstage restart, RFC 3339 to the microsecond.
+
+    Why not to the second, as `kubectl rollout restart` writes it: a retirement's restart and the next
+    rotation's restart can fall in one second, and the same stamp twice is no change to the pod
+    template, so no new rollout: Backstage would never read the new token and the rotation would wait
+    on it for ever (seen in the suite when a rotation was asked for right after the previous one ended).
+    """
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def mirror_state(current: str | None, previous: str | None) -> str:

@@ -26,6 +26,7 @@ from argobridge.core.rotation import (
     decide_rotation,
     mirror_state,
     phase_of,
+    restart_stamp,
     token_digest,
 )
 from argobridge.core.spec import BridgeSpec, MirrorSpec
@@ -172,7 +173,7 @@ def _perform(
         )
     elif step is Step.RESTART:
         assert where.restart_deployment is not None
-        deployments.restart_deployment(where.namespace, where.restart_deployment, now)
+        deployments.restart_deployment(where.namespace, where.restart_deployment, restart_stamp(facts.now))
         assert content.current is not None and content.previous is not None
         write(content.current, content.previous, **{RESTARTED_FOR: mirror_state(facts.current, facts.previous)})
         report.notices.append(
