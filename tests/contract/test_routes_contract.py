@@ -19,6 +19,7 @@ from argobridge.core.render import render_notifications_config
 from argobridge.core.routeplan import deciding_route, plan_deliveries
 from argobridge.core.spec import BridgeSpec, EventName, parse_bridge_spec
 from argobridge_dev.engine import OfflineEngine
+from tests.appfields import with_fields
 from tests.contract.test_engine_contract import ARGOCD_URL, app
 
 HOSTILE_TITLE = 'PROD "{app}" \\ {{{{ .app }}}} %s %!v(MISSING) ✓ 🚀\n<script>'
@@ -78,15 +79,8 @@ BRIDGE: dict[str, Any] = {
 
 
 def with_(application: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """A copy of an Application with some fields changed, given as dotted paths."""
-    result = copy.deepcopy(application)
-    for path, value in changes.items():
-        node = result
-        *parents, last = path.split("__")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return result
+    """A copy of an Application with some fields changed, given as paths joined by __."""
+    return with_fields(application, **changes)
 
 
 FAILED = app(phase="Failed", health="Degraded", message='hook "pre" failed:\n{{ .secrets }} \\ 🚀')
