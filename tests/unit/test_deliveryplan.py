@@ -122,9 +122,22 @@ def test_relay_mode_changes_only_the_service_url_and_keeps_templates_and_trigger
     assert {"name": "Authorization", "value": "Bearer $backstage-token"} in service(relayed)["headers"]
     # insecureSkipVerify concerns Backstage's certificate: the relay applies it, Argo CD does not skip.
     assert service(direct)["insecureSkipVerify"] is True and "insecureSkipVerify" not in service(relayed)
-    others = {key for key in direct.owned if not key.startswith("service.")}
+    # The templates differ only by what the relay reads and strips (`argobridge`: event, route, app), and
+    # the HealthRecovered signal is watched for the relay's noise control to resolve degraded notifications.
+    signal = {"template.app-health-recovered-backstage", "trigger.on-health-recovered-backstage"}
+    assert set(relayed.owned) - set(direct.owned) == signal
+    others = {key for key in direct.owned if not key.startswith(("service.", "template."))}
     assert others and all(direct.owned[key] == relayed.owned[key] for key in others)
-    assert direct.subscriptions == relayed.subscriptions and direct.context == relayed.context
+    for key in [key for key in direct.owned if key.startswith("template.")]:
+        (direct_body,) = [hook["body"] for hook in yaml.safe_load(direct.owned[key])["webhook"].values()]
+        (relayed_body,) = [hook["body"] for hook in yaml.safe_load(relayed.owned[key])["webhook"].values()]
+        meta = [line for line in relayed_body.splitlines() if "$meta :=" in line or "set $meta" in line]
+        assert meta and '"event"' in meta[0]
+        kept = "\n".join(line for line in relayed_body.splitlines() if line not in meta)
+        assert kept.replace('"payload" $payload "argobridge" $meta', '"payload" $payload') == direct_body.rstrip("\n")
+    (entry,) = relayed.subscriptions
+    assert entry["triggers"] == [*direct.subscriptions[0]["triggers"], "on-health-recovered-backstage"]
+    assert direct.context == relayed.context
 
 
 def test_a_direct_plan_renders_exactly_what_no_plan_renders():

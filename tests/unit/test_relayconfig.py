@@ -36,6 +36,14 @@ def test_entry_is_the_contracts_json_with_the_exact_webhook_url():
         "attemptTimeoutSeconds": 5.0,
         "caBundle": "-----BEGIN CERT",
         "insecureSkipVerify": False,
+        # Noise control's defaults: a 5-minute flap window, recovered problems resolved, no rate limit.
+        "noise": {
+            "minIntervalSeconds": 300.0,
+            "resolveRecovered": True,
+            "signalOnly": ["HealthRecovered"],
+            "rateLimit": None,
+            "routes": {},
+        },
     }
 
 

@@ -230,4 +230,18 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         message=MessageSource.NONE,
         times=(DELETED_AT,),
     ),
+    EventName.HEALTH_RECOVERED: EventDefinition(
+        name=EventName.HEALTH_RECOVERED,
+        trigger="on-health-recovered-backstage",
+        template="app-health-recovered-backstage",
+        condition="app.status?.health?.status == 'Healthy'",
+        # No oncePer: each return to Healthy (after Degraded, Progressing, ...) fires once.
+        once_per=None,
+        label="health recovered",
+        recency=_health_recent,
+        title="{app}: healthy again",
+        description="Application {app} (project {project}) is Healthy again.",
+        message=MessageSource.HEALTH,
+        times=(HEALTH_CHANGED_AT,),
+    ),
 }

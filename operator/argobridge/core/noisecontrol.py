@@ -782,3 +782,25 @@ def parse_digest(raw: Any, path: str) -> Digest:
             raise SpecError(f"{path}.timeZone {zone_name!r} is not an IANA time zone, e.g. Europe/Paris") from None
         return DailyDigest(time(int(clock.group(1)), int(clock.group(2))), zone)
     raise SpecError(f'{path} must be {{every: <duration>}} or {{at: "HH:MM", timeZone: <IANA zone>}}')
+
+
+def run(state: NoiseState, offers: Iterable[tuple[AppEvent, datetime]], now: datetime) -> Decision:
+    """A batch, as the relay takes it from its store: each event at the time it was received, with what came
+    due before it first, then everything due by `now`. Times never go back (a late item counts at the
+    latest time seen), so windows stay ordered whatever order the store hands them in."""
+    sends: list[Send] = []
+    absorbed: list[tuple[str, str]] = []
+    latest: datetime | None = None
+    for event, when in offers:
+        at = when if latest is None or when > latest else latest
+        latest = at
+        wake = next_wakeup(state)
+        if wake is not None and wake <= at:
+            state, more, gone = due(state, at)
+            sends += more
+            absorbed += gone
+        state, more, gone = offer(state, event, at)
+        sends += more
+        absorbed += gone
+    state, more, gone = due(state, max(now, latest) if latest is not None else now)
+    return Decision(state, [*sends, *more], (*absorbed, *gone))

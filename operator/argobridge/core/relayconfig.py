@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from argobridge.core.noisecodec import policy_document
 from argobridge.core.spec import BridgeSpec
 
 
@@ -39,6 +40,7 @@ class RelayEntry:
     attempt_timeout_seconds: float = 10.0
     ca_bundle: str | None = None
     insecure_skip_verify: bool = False
+    noise: dict[str, Any] | None = None  # noise control's settings (core/noisecodec.py); None: none
 
     def document(self) -> dict[str, Any]:
         """The JSON object of the contract, keys in the contract's order."""
@@ -50,6 +52,7 @@ class RelayEntry:
             "attemptTimeoutSeconds": float(self.attempt_timeout_seconds),
             "caBundle": self.ca_bundle,
             "insecureSkipVerify": self.insecure_skip_verify,
+            **({} if self.noise is None else {"noise": self.noise}),
         }
 
     def encoded(self) -> str:
@@ -79,6 +82,7 @@ def relay_entry(
         attempt_timeout_seconds=spec.delivery.attempt_timeout_seconds,
         ca_bundle=ca_bundle,
         insecure_skip_verify=spec.insecure_skip_verify,
+        noise=policy_document(spec),
     )
 
 

@@ -30,7 +30,15 @@ from argobridge.core.literals import quoted
 from argobridge.core.placeholders import Placeholder, go_text_expression, parse_placeholders
 from argobridge.core.routeplan import Delivery, plan_deliveries
 from argobridge.core.routes import Route
-from argobridge.core.spec import BridgeSpec, EventSpec, SpecError, SubscriptionMode
+from argobridge.core.spec import (
+    DEFAULT_SEVERITIES,
+    DEFAULT_TOPICS,
+    BridgeSpec,
+    EventName,
+    EventSpec,
+    SpecError,
+    SubscriptionMode,
+)
 
 CONTEXT_KEY = "context"
 SUBSCRIPTIONS_KEY = "subscriptions"
@@ -125,9 +133,17 @@ def event_texts(definition: EventDefinition, event: EventSpec, route: Route | No
 
 
 def render_webhook_body(
-    definition: EventDefinition, event: EventSpec, delivery: Delivery | None = None, route: Route | None = None
+    definition: EventDefinition,
+    event: EventSpec,
+    delivery: Delivery | None = None,
+    route: Route | None = None,
+    relayed: bool = False,
 ) -> str:
-    """The Go template that builds the JSON body Backstage receives for one event (and route)."""
+    """The Go template that builds the JSON body Backstage receives for one event (and route).
+
+    In Relay mode the body also carries `argobridge`: the event, the route and the app, which the relay's
+    noise control and catalog recipients read (and strip: Backstage never sees them). Direct bodies stay as
+    Backstage takes them."""
     delivery = delivery or default_delivery(definition, event)
     title, description = event_texts(definition, event, route)
     # Canonical refs are ASCII: each costs its length, its quotes and a comma in the body's JSON.
@@ -160,6 +176,8 @@ def render_webhook_body(
             description_bytes=description_bytes,
             description_safe_bytes=(description_bytes - 2) // JSON_BYTES_PER_CHAR,
             link_bytes=DIRECT_LINK_JSON_BYTES,
+            relayed=relayed,
+            route=delivery.route,
             uses={
                 part.name
                 for text in (title, description)
@@ -204,9 +222,10 @@ def render_template(
     event: EventSpec,
     delivery: Delivery | None = None,
     route: Route | None = None,
+    relayed: bool = False,
 ) -> str:
     """A notification template whose webhook block is keyed by our service name (else the engine GETs)."""
-    body = render_webhook_body(definition, event, delivery, route)
+    body = render_webhook_body(definition, event, delivery, route, relayed)
     return to_yaml({"webhook": {spec.service_name: {"method": "POST", "body": body}}})
 
 
@@ -262,12 +281,13 @@ def render_notifications_config(
     plan (None: Direct); templates and triggers are the same in both modes, only the service differs."""
     owned: dict[str, str] = {f"service.webhook.{spec.service_name}": render_service(spec, delivery_plan)}
     routes = {route.name: route for route in spec.routes}
-    for event in spec.events:
+    relayed = delivery_plan is not None and delivery_plan.relayed
+    for event in rendered_events(spec, relayed):
         definition = CATALOG[event.event]
         deliveries = plan_deliveries(event, spec.routes, definition.template)
         for delivery in deliveries:
             route = routes[delivery.route] if delivery.route else None
-            owned[f"template.{delivery.template}"] = render_template(spec, definition, event, delivery, route)
+            owned[f"template.{delivery.template}"] = render_template(spec, definition, event, delivery, route, relayed)
         owned[f"trigger.{definition.trigger}"] = render_trigger(definition, spec.event_window_minutes, deliveries)
     size = sum(len(key) + len(value.encode()) for key, value in owned.items())
     if size > MAX_OWNED_BYTES:
@@ -281,19 +301,43 @@ def render_notifications_config(
     return RenderedConfig(
         owned=owned,
         context=context,
-        subscriptions=render_subscriptions(spec),
+        subscriptions=render_subscriptions(spec, relayed),
         service=spec.service_name,
         triggers=frozenset(definition.trigger for definition in CATALOG.values()),
     )
 
 
-def render_subscriptions(spec: BridgeSpec) -> tuple[dict[str, Any], ...]:
+def rendered_events(spec: BridgeSpec, relayed: bool) -> tuple[EventSpec, ...]:
+    """The events the engine watches: the enabled ones and, in Relay mode, HealthRecovered as a signal.
+
+    Why the signal: a Degraded app that becomes Healthy without a new sync (a crash loop fixed, a node
+    back) fires no other event, and its "degraded" notification would stay unresolved. The relay's noise
+    control only resolves with it (spec.delivery.resolveRecovered); it becomes a notification of its own
+    only when listed in spec.events. Direct mode has no relay to absorb it, so it is not rendered there.
+    """
+    enabled = {event.event for event in spec.events}
+    if (
+        not relayed
+        or not spec.delivery.resolve_recovered
+        or EventName.HEALTH_DEGRADED not in enabled
+        or EventName.HEALTH_RECOVERED in enabled
+    ):
+        return spec.events
+    signal = EventSpec(
+        EventName.HEALTH_RECOVERED,
+        DEFAULT_SEVERITIES[EventName.HEALTH_RECOVERED],
+        DEFAULT_TOPICS[EventName.HEALTH_RECOVERED],
+    )
+    return (*spec.events, signal)
+
+
+def render_subscriptions(spec: BridgeSpec, relayed: bool = False) -> tuple[dict[str, Any], ...]:
     """In Global mode, one entry subscribing every Application (or those the selector picks)."""
     if spec.subscription_mode is not SubscriptionMode.GLOBAL or not spec.events:
         return ()
     entry: dict[str, Any] = {
         "recipients": [spec.service_name],
-        "triggers": [CATALOG[event.event].trigger for event in spec.events],
+        "triggers": [CATALOG[event.event].trigger for event in rendered_events(spec, relayed)],
     }
     if spec.subscription_selector:
         entry["selector"] = render_selector(spec.subscription_selector)

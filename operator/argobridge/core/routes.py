@@ -16,6 +16,7 @@ from typing import Any
 
 from argobridge.core.entityref import parse_entity_ref
 from argobridge.core.labels import KEY_HINT, VALUE_HINT, label_key_problem, label_value_problem
+from argobridge.core.noisecontrol import Digest, RateLimit, parse_digest, parse_rate_limit
 from argobridge.core.placeholders import PlaceholderError, parse_placeholders
 from argobridge.core.spec import (
     MAX_ICON,
@@ -90,6 +91,9 @@ class Route:
     title: str | None = None
     description: str | None = None
     icon: str | None = None
+    # Relay mode: its matches as one digest per recipient and period, and/or its own rate limit.
+    digest: Digest | None = None
+    rate_limit: RateLimit | None = None
 
     @property
     def path(self) -> str:
@@ -231,6 +235,8 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
     icon = raw.get("icon")
     if icon is not None:
         icon = checked_word(icon, f"{path}: icon", TOPIC, MAX_ICON)
+    digest = None if raw.get("digest") is None else parse_digest(raw["digest"], f"{path}: digest")
+    limit = None if raw.get("rateLimit") is None else parse_rate_limit(raw["rateLimit"], f"{path}: rateLimit")
     route = Route(
         name=name,
         index=index,
@@ -243,6 +249,8 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
         title=_route_text(raw, "title", path),
         description=_route_text(raw, "description", path),
         icon=icon,
+        digest=digest,
+        rate_limit=limit,
     )
     changes = (
         route.recipients
@@ -252,6 +260,8 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
         or icon is not None
         or route.title
         or route.description
+        or digest is not None
+        or limit is not None
     )
     if route.drop and changes:
         raise SpecError(f"{path}: drop sends nothing, so it cannot be combined with other actions; keep one")
@@ -259,8 +269,8 @@ def _route(raw: Any, index: int, enabled: Mapping[EventName, EventSpec]) -> Rout
         raise SpecError(f"{path}: a broadcast already reaches every user; remove recipients or broadcast")
     if not route.drop and not changes:
         raise SpecError(
-            f"{path} has no action; give recipients, broadcast: true, drop: true, severity, topic, icon, title"
-            " or description"
+            f"{path} has no action; give recipients, broadcast: true, drop: true, severity, topic, icon, title,"
+            " description, digest or rateLimit"
         )
     return route
 

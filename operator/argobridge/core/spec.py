@@ -40,6 +40,7 @@ DEFAULT_RETRY_FOR_SECONDS = 86400.0
 MIN_RETRY_FOR_SECONDS = 60.0
 MAX_RETRY_FOR_SECONDS = 7 * 86400.0
 DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 10.0
+DEFAULT_MIN_INTERVAL_SECONDS = 300.0  # the flap window: at most one notification per app and event in 5 minutes
 MIN_ATTEMPT_TIMEOUT_SECONDS = 1.0
 MAX_ATTEMPT_TIMEOUT_SECONDS = 60.0
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
@@ -108,6 +109,7 @@ class EventName(StrEnum):
     HEALTH_MISSING = "HealthMissing"
     CREATED = "Created"
     DELETED = "Deleted"
+    HEALTH_RECOVERED = "HealthRecovered"
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,11 @@ class DeliverySpec:
     mode: DeliveryMode | None = None
     retry_for_seconds: float = DEFAULT_RETRY_FOR_SECONDS
     attempt_timeout_seconds: float = DEFAULT_ATTEMPT_TIMEOUT_SECONDS
+    # Noise control (Relay mode; core/noisecontrol.py): the flap window, resolving recovered problems in
+    # place, and a per-recipient rate limit as {count, per} seconds (None: no limit unless a route sets one).
+    min_interval_seconds: float = DEFAULT_MIN_INTERVAL_SECONDS
+    resolve_recovered: bool = True
+    rate_limit: tuple[int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,7 @@ DEFAULT_SEVERITIES: Mapping[EventName, Severity] = {
     EventName.HEALTH_MISSING: Severity.NORMAL,
     EventName.CREATED: Severity.LOW,
     EventName.DELETED: Severity.NORMAL,
+    EventName.HEALTH_RECOVERED: Severity.LOW,
 }
 
 # Enabled when `spec.events` is not given; the others are opt-in.
@@ -208,6 +216,7 @@ DEFAULT_TOPICS: Mapping[EventName, str] = {
     EventName.HEALTH_MISSING: "argocd.health.missing",
     EventName.CREATED: "argocd.app.created",
     EventName.DELETED: "argocd.app.deleted",
+    EventName.HEALTH_RECOVERED: "argocd.health.recovered",
 }
 
 
@@ -298,10 +307,32 @@ def _bounded_duration(raw: Mapping[str, Any], key: str, default: float, low: flo
     return seconds
 
 
+def _min_interval(raw: Mapping[str, Any]) -> float:
+    """`spec.delivery.minInterval`: 0s turns flap suppression off, else 1s to 1h (default 5m)."""
+    value = raw.get("minInterval")
+    if value is None:
+        return DEFAULT_MIN_INTERVAL_SECONDS
+    if str(value) in ("0", "0s", "0m"):
+        return 0.0
+    return _bounded_duration(raw, "minInterval", DEFAULT_MIN_INTERVAL_SECONDS, 1, 3600, "0s (off) or 1s to 1h, e.g. 5m")
+
+
+def parse_rate_limit_pair(raw: Any, path: str) -> tuple[int, float]:
+    """`{count: 10, per: 10m}` as (count, seconds), or SpecError naming the field (rules: core/noisecontrol)."""
+    from argobridge.core.noisecontrol import parse_rate_limit
+
+    limit = parse_rate_limit(raw, path)
+    return limit.count, limit.per.total_seconds()
+
+
 def parse_delivery(raw: Mapping[str, Any]) -> DeliverySpec:
     """`spec.delivery`, with the mode left None when not given: the operator decides (core/deliveryplan.py)."""
     mode = raw.get("mode")
+    rate_limit = raw.get("rateLimit")
     return DeliverySpec(
+        min_interval_seconds=_min_interval(raw),
+        resolve_recovered=flag(raw, "resolveRecovered", "spec.delivery") if "resolveRecovered" in raw else True,
+        rate_limit=None if rate_limit is None else parse_rate_limit_pair(rate_limit, "spec.delivery.rateLimit"),
         mode=None if mode is None else _enum(DeliveryMode, mode, "spec.delivery.mode", DeliveryMode.RELAY),
         retry_for_seconds=_bounded_duration(
             raw,

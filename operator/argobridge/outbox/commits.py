@@ -36,10 +36,25 @@ class GroupCommit:
             self._flusher = asyncio.create_task(self._flush())
         return await future
 
-    async def add(self, bridge: str, key: str | None, body: dict[str, Any], now: float) -> tuple[int, bool]:
+    async def add(
+        self, bridge: str, key: str | None, body: dict[str, Any], now: float, stage: str = "out"
+    ) -> tuple[int, bool]:
         """Outbox.add, group-committed."""
-        result: tuple[int, bool] = await self.write("add", bridge, key, body, now)
+        result: tuple[int, bool] = await self.write("add", bridge, key, body, now, stage)
         return result
+
+    async def noise(
+        self,
+        bridge: str,
+        consumed: list[int],
+        passed: list[int],
+        sends: list[tuple[str | None, dict[str, Any]]],
+        state: dict[str, Any],
+        now: float,
+    ) -> list[int]:
+        """Outbox._noise (one decision of noise control, all or nothing), group-committed."""
+        ids: list[int] = await self.write("noise", bridge, consumed, passed, sends, state, now)
+        return ids
 
     async def finish(
         self,

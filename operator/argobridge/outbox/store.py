@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS counters (
     bridge TEXT NOT NULL, result TEXT NOT NULL, count INTEGER NOT NULL, last_time REAL,
     PRIMARY KEY (bridge, result)
 );
+CREATE TABLE IF NOT EXISTS noise_state (bridge TEXT PRIMARY KEY, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT, bridge TEXT NOT NULL, scope TEXT, time REAL NOT NULL, reason TEXT NOT NULL
 );
@@ -59,11 +60,13 @@ class Item:
 class Write:
     """One write for `Outbox.apply`: the name of an Outbox write method and its arguments."""
 
-    kind: str  # "add", "finish", "reschedule", "expire" or "make_due"
+    kind: str  # "add", "finish", "reschedule", "expire", "make_due" or "noise"
     args: tuple[Any, ...]
 
 
-_WRITES = frozenset({"add", "finish", "reschedule", "expire", "make_due"})
+_WRITES = frozenset({"add", "finish", "reschedule", "expire", "make_due", "noise"})
+INCOMING = "in"
+"""An item's stage before noise control decided on it (see `Outbox.noise`); "out" is what is posted."""
 
 
 class Outbox:
@@ -79,6 +82,8 @@ class Outbox:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
         if "revision" not in columns:  # a volume created before the column existed
             self._db.execute("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+        if "stage" not in columns:  # before noise control: every stored item is one to post
+            self._db.execute("ALTER TABLE items ADD COLUMN stage TEXT NOT NULL DEFAULT 'out'")
 
     def apply(self, writes: list[Write]) -> list[Any]:
         """Run `writes` in one transaction and one commit; per write its result, or the exception it raised.
@@ -114,12 +119,18 @@ class Outbox:
             raise result
         return result
 
-    def add(self, bridge: str, key: str | None, body: dict[str, Any], now: float) -> tuple[int, bool]:
-        """Store (committed before returning); a pending item with the same key takes the newest body."""
-        result: tuple[int, bool] = self._one("add", bridge, key, body, now)
+    def add(
+        self, bridge: str, key: str | None, body: dict[str, Any], now: float, stage: str = "out"
+    ) -> tuple[int, bool]:
+        """Store (committed before returning); a pending item with the same key takes the newest body.
+
+        `stage` INCOMING: noise control decides on it first (it is never posted as it is, see `noise`)."""
+        result: tuple[int, bool] = self._one("add", bridge, key, body, now, stage)
         return result
 
-    def _add(self, bridge: str, key: str | None, body: dict[str, Any], now: float) -> tuple[int, bool]:
+    def _add(
+        self, bridge: str, key: str | None, body: dict[str, Any], now: float, stage: str = "out"
+    ) -> tuple[int, bool]:
         text = json.dumps(body, separators=(",", ":"))
         if key is not None:
             row = self._db.execute("SELECT id FROM items WHERE coalesce_key = ?", (key,)).fetchone()
@@ -131,17 +142,60 @@ class Outbox:
                 )
                 return int(row[0]), True
         cursor = self._db.execute(
-            "INSERT INTO items (bridge, coalesce_key, body, received_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
-            (bridge, key, text, now, now),
+            "INSERT INTO items (bridge, coalesce_key, body, received_at, next_attempt_at, stage)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (bridge, key, text, now, now, stage),
         )
         return int(cursor.lastrowid or 0), False
 
-    def due(self, bridge: str, now: float, limit: int) -> list[Item]:
-        """Items of a bridge whose next attempt time has come, oldest first."""
+    def incoming(self, bridge: str, limit: int) -> list[Item]:
+        """Items noise control has not decided on yet, oldest first."""
         with self.lock:
             rows = self._db.execute(
                 "SELECT id, bridge, body, received_at, attempts, revision FROM items"
-                " WHERE bridge = ? AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+                " WHERE bridge = ? AND stage = ? ORDER BY id LIMIT ?",
+                (bridge, INCOMING, limit),
+            ).fetchall()
+        return [Item(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def noise_state(self, bridge: str) -> dict[str, Any] | None:
+        """The bridge's stored noise-control state (None: none yet)."""
+        with self.lock:
+            row = self._db.execute("SELECT document FROM noise_state WHERE bridge = ?", (bridge,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def _noise(
+        self,
+        bridge: str,
+        consumed: list[int],
+        passed: list[int],
+        sends: list[tuple[str | None, dict[str, Any]]],
+        state: dict[str, Any],
+        now: float,
+    ) -> list[int]:
+        """One decision of noise control, all or nothing: the incoming items it took are gone, those it let
+        through are to be posted as they are, its sends are stored, and its state is saved. Whatever moment
+        the relay dies, an event is either still incoming (decided on again) or fully accounted for."""
+        for item_id in consumed:
+            self._db.execute("DELETE FROM items WHERE id = ? AND stage = ?", (item_id, INCOMING))
+        for item_id in passed:
+            self._db.execute("UPDATE items SET stage = 'out' WHERE id = ?", (item_id,))
+        ids = [self._add(bridge, key, body, now)[0] for key, body in sends]
+        self._db.execute(
+            "INSERT INTO noise_state (bridge, document) VALUES (?, ?)"
+            " ON CONFLICT(bridge) DO UPDATE SET document = excluded.document",
+            (bridge, json.dumps(state, separators=(",", ":"))),
+        )
+        return ids
+
+    def due(self, bridge: str, now: float, limit: int, any_stage: bool = False) -> list[Item]:
+        """Items of a bridge whose next attempt time has come, oldest first; with `any_stage` also those
+        noise control has not decided on (a bridge no longer configured has nobody to decide)."""
+        stage = "" if any_stage else " AND stage = 'out'"
+        with self.lock:
+            rows = self._db.execute(
+                "SELECT id, bridge, body, received_at, attempts, revision FROM items"
+                f" WHERE bridge = ? AND next_attempt_at <= ?{stage} ORDER BY id LIMIT ?",
                 (bridge, now, limit),
             ).fetchall()
         return [Item(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5]) for r in rows]

@@ -40,8 +40,9 @@ from argobridge.core.delivery import (
     tls_settings,
 )
 from argobridge.outbox.commits import GroupCommit
-from argobridge.outbox.store import Item, Outbox
+from argobridge.outbox.store import INCOMING, Item, Outbox
 from argobridge.relay.metrics import CONTENT_TYPE, RelayMetrics, bridge_label
+from argobridge.relay.noise import NoiseStage, for_backstage
 
 log = logging.getLogger("argobridge.relay")
 Bridges = dict[str, dict[str, Any]]
@@ -95,6 +96,7 @@ class Relay:
         self.stopping = False
         self.writes = GroupCommit(self.outbox)
         self.deliveries: dict[str, BridgeDelivery] = {}
+        self.noise = NoiseStage(self.outbox, self.writes)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _auth(self, bridge: dict[str, Any], header: str) -> bool:
@@ -129,8 +131,12 @@ class Relay:
             or not isinstance(body.get("payload"), dict)
         ):
             return web.json_response({"error": "expected a JSON object with recipients and payload"}, status=400)
+        # With noise control every post is kept apart (it counts flaps); it coalesces what it sends.
+        noisy = self.noise.enabled(bridge)
         try:
-            item_id, coalesced = await self.writes.add(key, coalesce_key(key, body), body, time.time())
+            item_id, coalesced = await self.writes.add(
+                key, None if noisy else coalesce_key(key, body), body, time.time(), INCOMING if noisy else "out"
+            )
         except Exception as error:
             log.error("cannot store: %s", type(error).__name__)
             return web.json_response({"error": "cannot store"}, status=503)
@@ -197,6 +203,11 @@ class Relay:
                     orphans = [k for k in await asyncio.to_thread(self.outbox.bridges) if k not in self.bridges]
                     orphans_read = time.monotonic()
                 worked = False
+                for key, bridge in list(self.bridges.items()):
+                    try:
+                        worked |= await self.noise.step(key, bridge)
+                    except Exception as error:  # its items stay incoming and are decided on next round
+                        log.error("noise control of %s failed: %s", key, type(error).__name__)
                 for key in list(self.bridges) + orphans:
                     worked |= await self._deliver_bridge(key)
                 if not worked:
@@ -310,7 +321,7 @@ class Relay:
     async def _deliver_unknown_bridge(self, key: str) -> bool:
         """Items of a bridge no longer configured: kept for retryFor's default in case it comes back."""
         now = time.time()
-        items = await asyncio.to_thread(self.outbox.due, key, now, 50)
+        items = await asyncio.to_thread(self.outbox.due, key, now, 50, True)
         for item in items:
             scope = item.body.get("payload", {}).get("scope")
             if expired(item.received_at, now, 86400.0):
@@ -333,7 +344,7 @@ class Relay:
         try:
             response = await http.post(
                 str(bridge["url"]),
-                json=backstage_limits.fit_notification(body),
+                json=backstage_limits.fit_notification(for_backstage(body)),
                 headers={"Authorization": f"Bearer {bridge.get('token', '')}"},
                 timeout=float(bridge.get("attemptTimeoutSeconds", 10)),
             )
