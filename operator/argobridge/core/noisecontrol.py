@@ -791,16 +791,24 @@ def run(state: NoiseState, offers: Iterable[tuple[AppEvent, datetime]], now: dat
     sends: list[Send] = []
     absorbed: list[tuple[str, str]] = []
     latest: datetime | None = None
+
+    def catch_up(state: NoiseState, at: datetime) -> NoiseState:
+        # As the relay's timer would have: each wakeup at its own time (a backlog after a restart keeps
+        # its windows), bounded so that no state can hold the loop.
+        for _ in range(1000):
+            wake = next_wakeup(state)
+            if wake is None or wake > at:
+                break
+            state, more, gone = due(state, wake)
+            sends.extend(more)
+            absorbed.extend(gone)
+        return state
+
     for event, when in offers:
-        at = when if latest is None or when > latest else latest
-        latest = at
-        wake = next_wakeup(state)
-        if wake is not None and wake <= at:
-            state, more, gone = due(state, at)
-            sends += more
-            absorbed += gone
-        state, more, gone = offer(state, event, at)
-        sends += more
-        absorbed += gone
-    state, more, gone = due(state, max(now, latest) if latest is not None else now)
+        latest = when if latest is None or when > latest else latest
+        state, more, gone = offer(catch_up(state, latest), event, latest)
+        sends.extend(more)
+        absorbed.extend(gone)
+    end = now if latest is None or now > latest else latest
+    state, more, gone = due(catch_up(state, end), end)  # also forgets ids past the dedup horizon
     return Decision(state, [*sends, *more], (*absorbed, *gone))
