@@ -156,3 +156,19 @@ def test_run_sends_what_came_due_before_a_later_event_first() -> None:
     # The first at once, the window's update when it ended (before the late one), the late one a new episode.
     assert kinds == ["notify", "update", "notify"]
     assert [send.accounts for send in decision.sends] == [("1",), ("2",), ("3",)]
+
+
+def test_the_readmes_noise_example_is_a_valid_spec() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Less noise", 1)[1]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))  # type: ignore[union-attr]
+    bridge = spec(**example["spec"])
+    policy = policy_from_document(policy_document(bridge))
+    assert policy.rate_limit == RateLimit(10, timedelta(minutes=10))
+    assert isinstance(policy.routes["staging-digest"].digest, DailyDigest)
+    assert policy.routes["oncall"].rate_limit == RateLimit(5, timedelta(hours=1))

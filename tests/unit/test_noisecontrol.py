@@ -539,3 +539,27 @@ def test_noise_control_never_sends_more_than_it_was_given(policy, plan, routes) 
     given_pairs = sum(len(event.recipients) for _, event in offered if event.event not in policy.signal_only)
     posts = sum(len(send.recipients) for _, send in run.sent if send.kind != SendKind.RESOLUTION)
     assert posts <= given_pairs
+
+
+@pytest.mark.parametrize("order", [(SUCCEEDED, DEPLOYED), (DEPLOYED, SUCCEEDED)])
+def test_a_deploy_is_one_notification_whichever_half_the_engine_posts_first(order: tuple[str, str]) -> None:
+    """The manual procedure gives two notifications per deploy (sync succeeded, deployed); here one."""
+    run = Run(NoiseState())
+    run.offer(app_event(1, order[0]), T0)
+    run.offer(app_event(2, order[1]), T0 + timedelta(seconds=2))
+    run.drain()
+    assert run.kinds() == [SendKind.NOTIFY, SendKind.COMPLETION]
+    (_, first), (_, completion) = run.sent
+    assert completion.scope == first.scope, "the second half updates the first's notification in place"
+    assert completion.title.endswith(DEPLOYED) and completion.accounts == ("2",)
+
+
+def test_a_deploy_after_the_window_and_without_flap_suppression_is_its_own_notification() -> None:
+    late = Run(NoiseState())
+    late.offer(app_event(1, SUCCEEDED), T0)
+    late.offer(app_event(2, DEPLOYED), T0 + timedelta(minutes=6))
+    assert late.kinds() == [SendKind.NOTIFY, SendKind.NOTIFY]
+    raw = Run(NoiseState(policy=NoisePolicy(min_interval=timedelta(0))))
+    raw.offer(app_event(1, SUCCEEDED), T0)
+    raw.offer(app_event(2, DEPLOYED), T0 + timedelta(seconds=2))
+    assert raw.kinds() == [SendKind.NOTIFY, SendKind.NOTIFY]

@@ -171,6 +171,7 @@ def status_entry(
     held: str | None,
     dead_letters: Sequence[tuple[str | None, float, str]],
     now: float,
+    waiting: int = 0,
 ) -> dict[str, Any]:
     """One bridge's entry of the relay's /v1/status document (RELAY_CONTRACT, "Relay status document")."""
     accepted = [last_times[result] for result in ACCEPTED_RESULTS if result in last_times]
@@ -180,6 +181,7 @@ def status_entry(
         "rejected": int(counters.get("rejected", 0)),
         "deadLettered": int(counters.get("deadLettered", 0)),
         "pending": pending,
+        "waiting": waiting,
         "oldestPendingSeconds": max(now - oldest_received_at, 0.0) if pending and oldest_received_at else None,
         "lastDeliveryTime": rfc3339(max(accepted)) if accepted else None,
         "lastError": last_error,

@@ -51,6 +51,15 @@ RECOVERED_BY: Mapping[str, frozenset[str]] = MappingProxyType(
     }
 )
 """Which events end which problem: Deployed means synced and Healthy, so it ends both."""
+COMPLETES: Mapping[str, str] = MappingProxyType(
+    {
+        EventName.DEPLOYED.value: EventName.SYNC_SUCCEEDED.value,
+        EventName.SYNC_SUCCEEDED.value: EventName.DEPLOYED.value,
+    }
+)
+"""One good sync is two events (synced, then synced and Healthy) that the engine posts a moment apart: the
+second within the first's window updates the first's notification (Deployed's text wins), so a deploy is
+one notification, not two as with the manual procedure."""
 RECOVERY_ONLY = frozenset({HEALTH_RECOVERED})
 """Events that say nothing but "it is over": merged into the resolution when there is one to make."""
 SEVERITY_ORDER = ("low", "normal", "high", "critical")
@@ -213,6 +222,7 @@ class SendKind:
     NOTIFY = "notify"  # the first of a quiet period: a new notification
     UPDATE = "update"  # the flap window's end: the same scope, with how often it happened
     RESOLUTION = "resolution"  # the problem is over: the same scope, saying so
+    COMPLETION = "completion"  # the other half of one good sync (see COMPLETES): the first's scope, updated
     SUMMARY = "summary"  # what a rate limit held, one notification per recipient and window
     DIGEST = "digest"  # a route's digest, one notification per recipient and period
 
@@ -582,9 +592,41 @@ def offer(state: NoiseState, event: AppEvent, now: datetime) -> Decision:
             continue
         if event.event in draft.policy.signal_only:
             draft.absorbed.append((event.id, recipient))
-        else:
+        elif not _completed(draft, event, recipient, now):
             _notify(draft, event, recipient, now)
     return draft.decision()
+
+
+def _completed(draft: _Draft, event: AppEvent, recipient: str, now: datetime) -> bool:
+    """Whether `event` completes a good sync the recipient was just told of (COMPLETES): then that
+    notification is updated in place (Deployed's texts win) instead of a second one. Not in a digest
+    (it lists both), not once the first has updates waiting (the window's update will tell), and never
+    with flap suppression off (every event its own notification, as posted)."""
+    other = COMPLETES.get(event.event)
+    route = draft.policy.routes.get(event.route) if event.route else None
+    if other is None or draft.policy.min_interval <= timedelta(0) or (route is not None and route.digest):
+        return False
+    thread = draft.thread(event.app, other, recipient)
+    if thread is None or not thread.delivered or thread.pending is not None or now >= thread.window_until:
+        return False
+    deployed = event if event.event == EventName.DEPLOYED.value else thread.last
+    shown = replace(deployed, scope=thread.last.scope)
+    draft.sends.append(
+        Send(
+            kind=SendKind.COMPLETION,
+            recipients=(recipient,),
+            scope=shown.scope,
+            title=text.title(shown.title),
+            description=shown.description,
+            severity=shown.severity,
+            accounts=(event.id,),
+            topic=shown.topic,
+            link=shown.link,
+            icon=shown.icon,
+        )
+    )
+    draft.set_thread(event.app, other, recipient, replace(thread, last=shown))
+    return True
 
 
 def _summarise(draft: _Draft, key: str, recipient: str, window: RateWindow, now: datetime) -> None:

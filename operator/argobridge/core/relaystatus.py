@@ -22,7 +22,9 @@ BACKLOG_SECONDS = 300.0
 # Cumulative per replica (since its volume was created): summed over replicas.
 COUNTERS = ("delivered", "noRecipients", "rejected", "deadLettered")
 # The keys of status.delivery this module writes; `mode` and `reason` belong to the reconcile.
-OWN_DELIVERY_KEYS = frozenset({*COUNTERS, "pending", "oldestPendingSeconds", "lastDeliveryTime", "lastError"})
+OWN_DELIVERY_KEYS = frozenset(
+    {*COUNTERS, "pending", "waiting", "oldestPendingSeconds", "lastDeliveryTime", "lastError"}
+)
 ERROR_TEXT_LIMIT = 300
 SCOPES_NAMED = 10
 
@@ -58,6 +60,7 @@ class MergedDelivery:
     last_error: str | None
     held: str | None
     dead_letters: tuple[DeadLetter, ...]  # newest first, over all replicas
+    waiting: int = 0  # events noise control holds for a later notification (flap/rate windows, digests)
 
     @property
     def complete(self) -> bool:
@@ -124,6 +127,7 @@ def merge_replicas(answers: Sequence[ReplicaAnswer], key: str) -> MergedDelivery
         last_error=errors[0] if errors else None,
         held=held[0] if held else None,
         dead_letters=tuple(letters),
+        waiting=sum(_count(entry.get("waiting")) for entry in entries),
     )
 
 
@@ -144,6 +148,7 @@ def delivery_fields(merged: MergedDelivery, previous: Mapping[str, Any]) -> dict
         )
     fields["pending"] = merged.pending
     optional = {
+        "waiting": merged.waiting or None,
         "oldestPendingSeconds": whole_seconds(merged.oldest_pending_seconds) if merged.pending else None,
         "lastDeliveryTime": merged.last_delivery_time,
         "lastError": merged.last_error,

@@ -65,9 +65,14 @@ class NoiseStage:
         state = self.states.get(key)
         if state is None:
             return 0
-        pending = sum(1 for threads in state.threads.values() for thread in threads.values() if thread.pending)
-        held = sum(len(window.held) for window in state.windows.values())
-        return pending + held + sum(len(batch.lines) for batch in state.digests.values())
+        pending = sum(
+            len(thread.pending.ids)
+            for threads in state.threads.values()
+            for thread in threads.values()
+            if thread.pending
+        )
+        held = sum(len(line.ids) for window in state.windows.values() for line in window.held)
+        return pending + held + sum(len(line.ids) for batch in state.digests.values() for line in batch.lines)
 
     async def _state(self, key: str, policy: NoisePolicy) -> NoiseState:
         state = self.states.get(key)
@@ -92,8 +97,10 @@ class NoiseStage:
         passed: list[int] = []
         for item in incoming:
             event = None if is_off(policy) else event_from_body(str(item.id), item.body, route_of(item.body))
-            if event is None:
-                passed.append(item.id)  # not one of ours (or noise control turned off): posted as it is
+            if event is None or not event.recipients:
+                # Not one of ours, noise control off, or nobody named yet (catalog recipients are filled in
+                # at delivery): posted as it is, where delivery decides.
+                passed.append(item.id)
             else:
                 offers.append((event, _at(item.received_at)))
         decision = run(state, offers, _at(now))

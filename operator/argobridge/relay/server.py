@@ -169,6 +169,7 @@ class Relay:
                 held=self.held.get(key),
                 dead_letters=dead_letters.get(key, []),
                 now=now,
+                waiting=self.noise.held(key),
             )
         return {"replica": self.replica, "bridges": out}
 
