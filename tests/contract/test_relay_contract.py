@@ -6,6 +6,7 @@ One parse error silences every notification of the instance (argocd-facts.md): t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from argobridge.core.deliveryplan import plan_delivery
 from argobridge.core.events import CATALOG
 from argobridge.core.render import render_notifications_config
 from argobridge.core.spec import EventName, parse_bridge_spec
+from argobridge.relay.noise import for_backstage
 from argobridge_dev.engine import OfflineEngine
 from tests.contract.test_engine_contract import ARGOCD_URL, CORPUS
 
@@ -57,5 +59,16 @@ def test_relay_mode_sends_the_same_post_as_direct_mode(relayed: OfflineEngine, d
     application: dict[str, Any] = CORPUS[case]
     template = CATALOG[EventName.SYNC_FAILED if case.startswith("failed") else EventName.HEALTH_DEGRADED].template
     sent = relayed.notify(template, application)["webhook"]["backstage"]
+    posted = direct.notify(template, application)["webhook"]["backstage"]
     assert sent["method"] == "POST"
-    assert sent == direct.notify(template, application)["webhook"]["backstage"]
+    relayed_body, direct_body = json.loads(sent["body"]), json.loads(posted["body"])
+    # The relay's own part (what noise control and catalog recipients read), and nothing else differs:
+    # what the relay forwards to Backstage is exactly what Direct mode posts.
+    event = "SyncFailed" if case.startswith("failed") else "HealthDegraded"
+    metadata = application["metadata"]
+    assert relayed_body["argobridge"] == {
+        "event": event,
+        "app": {"namespace": metadata["namespace"], "name": metadata["name"]},
+    }
+    assert for_backstage(relayed_body) == direct_body
+    assert {k: v for k, v in sent.items() if k != "body"} == {k: v for k, v in posted.items() if k != "body"}
