@@ -28,11 +28,18 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
     HOLD = "hold"
     DEAD_LETTERED = "deadLettered"
+    UNRESOLVED = "unresolved"  # nobody to send to (no ref, none from the catalog): finished without a POST
 
     @property
     def final(self) -> bool:
         """A final outcome removes the item from the outbox; it is never attempted again."""
-        return self in {Outcome.DELIVERED, Outcome.NO_RECIPIENTS, Outcome.REJECTED, Outcome.DEAD_LETTERED}
+        return self in {
+            Outcome.DELIVERED,
+            Outcome.NO_RECIPIENTS,
+            Outcome.REJECTED,
+            Outcome.DEAD_LETTERED,
+            Outcome.UNRESOLVED,
+        }
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,14 @@ class Answer:
     status: int | None
     body_prefix: str = ""
     error: str | None = None
+    unresolved: bool = False  # not sent: the body had no recipient and the catalog named none
 
 
 def classify(answer: Answer) -> Outcome:
     """Map a Backstage answer to an outcome, following the relay contract's Delivery section."""
     status = answer.status
+    if answer.unresolved:
+        return Outcome.UNRESOLVED
     if status is None:
         return Outcome.RETRY
     if 200 <= status < 300:
@@ -179,6 +189,7 @@ def status_entry(
         "noRecipients": int(counters.get("noRecipients", 0)),
         "rejected": int(counters.get("rejected", 0)),
         "deadLettered": int(counters.get("deadLettered", 0)),
+        "unresolved": int(counters.get("unresolved", 0)),
         "pending": pending,
         "oldestPendingSeconds": max(now - oldest_received_at, 0.0) if pending and oldest_received_at else None,
         "lastDeliveryTime": rfc3339(max(accepted)) if accepted else None,

@@ -39,6 +39,7 @@ from argobridge.core.delivery import (
     status_entry,
     tls_settings,
 )
+from argobridge.core.relayrecipients import fill_recipients
 from argobridge.outbox.commits import GroupCommit
 from argobridge.outbox.store import Item, Outbox
 from argobridge.relay.metrics import CONTENT_TYPE, RelayMetrics, bridge_label
@@ -326,6 +327,10 @@ class Relay:
         self.metrics.latency.observe(max(now - item.received_at, 0.0))
 
     async def _attempt(self, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
+        filled, _source = fill_recipients(body, bridge)  # the catalog's owners (core/relayrecipients.py)
+        if filled is None:
+            return Answer(None, "", None, unresolved=True)  # nobody to notify: finished, counted, not sent
+        body = filled
         try:
             http = self.client_for(bridge)
         except InvalidCaBundle:
