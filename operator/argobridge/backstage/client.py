@@ -157,7 +157,12 @@ class CatalogOwners:
 
 
 def read_catalog_owners(
-    base_url: str, token: str, timeout: float = 10.0, verify: Verify = True, pages: int = CATALOG_PAGES
+    base_url: str,
+    token: str,
+    timeout: float = 10.0,
+    verify: Verify = True,
+    pages: int = CATALOG_PAGES,
+    page_size: int = CATALOG_PAGE_SIZE,
 ) -> CatalogOwners:
     """`GET /api/catalog/entities/by-query` for entities with `argocd/app-name` or `argocd/app-selector`
     (two `filter` parameters, which Backstage ORs), only the fields the index reads, following `nextCursor`."""
@@ -165,13 +170,13 @@ def read_catalog_owners(
     params: list[tuple[str, str | int]] = [
         *(("filter", f"metadata.annotations.{key}") for key in CATALOG_ANNOTATIONS),
         ("fields", OWNER_FIELDS),
-        ("limit", CATALOG_PAGE_SIZE),
+        ("limit", page_size),
     ]
     items: list[Any] = []
     cursor: str | None = None
     for _ in range(pages):
         # A cursor carries the filters; the fields and the page size are asked for again with it.
-        query = [("cursor", cursor), ("fields", OWNER_FIELDS), ("limit", CATALOG_PAGE_SIZE)] if cursor else params
+        query = [("cursor", cursor), ("fields", OWNER_FIELDS), ("limit", page_size)] if cursor else params
         try:
             response = httpx.get(
                 url,
