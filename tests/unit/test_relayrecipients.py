@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from argobridge.backstage.client import _owners_page
+from argobridge.core.annotations import desired_annotations
 from argobridge.core.appcheck import AppFacts
 from argobridge.core.catalogmatch import EntityRefFrom, RecipientSource, Resolution, index_catalog
 from argobridge.core.delivery import Answer, Outcome, classify, decide
@@ -288,3 +289,11 @@ def test_owners_page_reads_items_and_the_next_cursor() -> None:
     assert _owners_page(json.dumps(page).encode()) == ([{"kind": "Component"}], "abc")
     assert _owners_page(json.dumps({"items": [], "pageInfo": {}}).encode()) == ([], None)
     assert _owners_page(b"<html>") is None and _owners_page(b'{"entities": []}') is None
+
+
+def test_annotations_mode_subscribes_an_app_the_catalog_owns_and_not_one_nobody_owns() -> None:
+    triggers = ("on-sync-failed-backstage",)
+    wanted = {"notifications.argoproj.io/subscribe.on-sync-failed-backstage.backstage": ""}
+    assert desired_annotations(app("orders"), "backstage", triggers, owned_in_catalog=True) == wanted
+    assert desired_annotations(app("stray"), "backstage", triggers) == {}
+    assert desired_annotations(app("web", "component:default/web"), "backstage", triggers) == wanted

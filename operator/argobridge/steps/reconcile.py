@@ -171,6 +171,7 @@ def _resolve_recipients(
 ) -> Recipients | None:
     """In Relay mode, unless entityRefFrom is Annotation: the catalog's owners (cached) matched to the apps."""
     if not plan.relayed or spec.entity_ref_from is EntityRefFrom.ANNOTATION:
+        catalog_owners.forget(bridge.namespace, bridge.name)  # nor does the annotation sync use it then
         return None
     read = catalog_owners.read_owners(bridge.namespace, bridge.name, spec, token)
     apps = [app for app in applications if in_scope(app.namespace, bridge.namespace, spec.application_namespaces)]
@@ -566,8 +567,9 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
                 bridge.status,
                 catalog=catalog_recipients(recipients.resolutions) if recipients else {},
             )
-            if not delivery.relayed:
+            if not delivery.relayed and recipients is not None:
                 recipients = None  # fell back to Direct: Argo CD posts itself, the catalog is not used
+                catalog_owners.forget(bridge.namespace, bridge.name)
             if gitops:
                 gitops_config.keep_token(bridge.namespace, spec, token)
                 _apply_gitops_config(bridge, effective, facts, report, applications, token, delivery, recipients)
