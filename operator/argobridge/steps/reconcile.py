@@ -178,6 +178,17 @@ def _resolve_recipients(
     return Recipients(resolve_applications(spec.entity_ref_from, read.index, apps, spec.catalog_instance), read)
 
 
+def _entry_recipients(recipients: Recipients | None) -> Mapping[str, tuple[str, ...]] | None:
+    """What the relay entry's catalogRecipients become: none without the catalog; the entry's own (None)
+    while the catalog was never read since the operator started (a restart during a Backstage outage must
+    not take the owners away from notifications the relay holds); else this resolution."""
+    if recipients is None:
+        return {}
+    if recipients.read.index is None:
+        return None
+    return catalog_recipients(recipients.resolutions)
+
+
 def _report_recipients(recipients: Recipients, diagnoses: list[AppDiagnosis], report: ReconcileReport) -> None:
     """Counts per source, RecipientsResolved, a Warning on each app nobody hears of, catalog findings."""
     read = recipients.read
@@ -565,7 +576,7 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
                 token,
                 report,
                 bridge.status,
-                catalog=catalog_recipients(recipients.resolutions) if recipients else {},
+                catalog=_entry_recipients(recipients),
             )
             if not delivery.relayed and recipients is not None:
                 recipients = None  # fell back to Direct: Argo CD posts itself, the catalog is not used
