@@ -102,7 +102,7 @@ def test_apps_without_entity_ref_reach_the_team_the_catalog_names(world: RelayWo
 
     relay = wait_for(
         lambda: (found := world.relay.bridge_status(namespace, "backstage")).get("unresolved", 0) >= 1 and found,
-        timeout=60,
+        timeout=150,  # looked at again for UNRESOLVED_GRACE_SECONDS (60 s) first
         what="the relay counting the app nobody claims as unresolved",
     )
     assert relay["rejected"] == 0 and relay["deadLettered"] == 0
@@ -138,3 +138,24 @@ def test_an_unchanged_resolution_does_not_rewrite_the_entry(world: RelayWorld): 
     time.sleep(10)  # three resync periods of the relay's operator, each reading the (cached) catalog
     world.operator.alive()
     assert world.config_secret().metadata.resource_version == before
+
+
+def test_a_new_apps_first_event_waits_for_its_owners_instead_of_being_dropped(world: RelayWorld):  # noqa: F811
+    """Created labelled and failing at once: the event can reach the relay before the operator resolved the
+    app and the relay re-read its entry; it is looked at again for a minute and reaches its owner."""
+    rig = world.rig
+    name = "ledger-fresh"
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": rig.namespace, "labels": {OWNER_LABEL: "payments"}},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "https://git.example.com/shop.git", "path": "deploy", "targetRevision": "HEAD"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"},
+        },
+    }
+    rig.apps.create_namespaced_custom_object("argoproj.io", "v1alpha1", rig.namespace, "applications", body)
+    rig.set_status(name, "Failed", "Degraded", "failed on its first sync", started=now())
+    received = rig.wait_received("dave", name, "SyncFailed", timeout=150)
+    assert "failed on its first sync" in received["payload"]["description"]

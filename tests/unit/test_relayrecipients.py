@@ -14,7 +14,15 @@ from argobridge.backstage.client import _owners_page
 from argobridge.core.annotations import desired_annotations
 from argobridge.core.appcheck import AppFacts
 from argobridge.core.catalogmatch import EntityRefFrom, RecipientSource, Resolution, index_catalog
-from argobridge.core.delivery import Answer, Outcome, classify, decide
+from argobridge.core.delivery import (
+    UNRESOLVED_GRACE_SECONDS,
+    UNRESOLVED_RETRY_SECONDS,
+    Answer,
+    Outcome,
+    backstage_failing,
+    classify,
+    decide,
+)
 from argobridge.core.deliveryplan import plan_delivery
 from argobridge.core.events import HAS_ENTITY_REF
 from argobridge.core.relayconfig import entry_needs_write, relay_entry, stored_catalog_recipients
@@ -224,13 +232,17 @@ def test_fill_never_sends_an_empty_list_and_never_drops_a_routes_recipient(
     assert (source is RecipientSource.CATALOG) == bool(catalog and mode is not EntityRefFrom.ANNOTATION)
 
 
-def test_an_unresolved_answer_is_final_and_counted_apart() -> None:
-    answer = Answer(None, "", None, unresolved=True)
+def test_an_unresolved_answer_is_looked_at_again_for_a_minute_then_final_and_counted_apart() -> None:
+    answer = Answer(None, "", "no recipient", unresolved=True)
     assert classify(answer) is Outcome.UNRESOLVED and Outcome.UNRESOLVED.final
-    assert decide(answer, received_at=0, now=1e9, attempts=1, retry_for_seconds=60, random_fraction=0.5) == (
+    assert not backstage_failing(answer), "nothing was asked of Backstage"
+    early = decide(answer, received_at=100.0, now=110.0, attempts=1, retry_for_seconds=60, random_fraction=0.5)
+    assert early == (Outcome.RETRY, 110.0 + UNRESOLVED_RETRY_SECONDS), "a new app's owners may still be on the way"
+    late = 100.0 + UNRESOLVED_GRACE_SECONDS
+    assert decide(answer, received_at=100.0, now=late, attempts=9, retry_for_seconds=60, random_fraction=0.5) == (
         Outcome.UNRESOLVED,
         None,
-    ), "never dead-lettered, never retried"
+    ), "then finished: never dead-lettered, never sent"
 
 
 # --- status --------------------------------------------------------------------------------------------

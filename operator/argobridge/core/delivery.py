@@ -16,6 +16,11 @@ from typing import Any
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 300.0
 HOLD_RETRY_SECONDS = 30.0
+# A notification with nobody to send to is looked at again for a while before it is finished unresolved:
+# a new Application's first event can reach the relay before the operator has found its owners in the
+# catalog and the relay has re-read its config (a reconcile plus a 2 s poll).
+UNRESOLVED_GRACE_SECONDS = 60.0
+UNRESOLVED_RETRY_SECONDS = 5.0
 RETRYABLE_400_TEXT = "Failed to send user notifications"
 
 
@@ -97,6 +102,8 @@ def decide(
     answer: Answer, *, received_at: float, now: float, attempts: int, retry_for_seconds: float, random_fraction: float
 ) -> tuple[Outcome, float | None]:
     """Outcome after an attempt (attempts counts this one) and the next attempt time, dead-lettering by age."""
+    if answer.unresolved and now - received_at < UNRESOLVED_GRACE_SECONDS:
+        return Outcome.RETRY, now + UNRESOLVED_RETRY_SECONDS
     outcome = classify(answer)
     if not outcome.final and expired(received_at, now, retry_for_seconds):
         return Outcome.DEAD_LETTERED, None

@@ -329,7 +329,7 @@ class Relay:
     async def _attempt(self, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
         filled, _source = fill_recipients(body, bridge)  # the catalog's owners (core/relayrecipients.py)
         if filled is None:
-            return Answer(None, "", None, unresolved=True)  # nobody to notify: finished, counted, not sent
+            return Answer(None, "", "no recipient: no entity-ref, and the catalog names no owner", unresolved=True)
         body = filled
         try:
             http = self.client_for(bridge)
