@@ -141,10 +141,11 @@ def test_an_unchanged_resolution_does_not_rewrite_the_entry(world: RelayWorld): 
 
 
 def test_a_new_apps_first_event_waits_for_its_owners_instead_of_being_dropped(world: RelayWorld):  # noqa: F811
-    """Created labelled and failing at once: the event can reach the relay before the operator resolved the
-    app and the relay re-read its entry; it is looked at again for a minute and reaches its owner."""
+    """The event reaches the relay before the operator has resolved the app (here: the operator is paused
+    until the relay holds it); it is looked at again for a minute and reaches its owner once resolved."""
     rig = world.rig
     name = "ledger-fresh"
+    world.operator.pause()
     body = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -156,6 +157,18 @@ def test_a_new_apps_first_event_waits_for_its_owners_instead_of_being_dropped(wo
         },
     }
     rig.apps.create_namespaced_custom_object("argoproj.io", "v1alpha1", rig.namespace, "applications", body)
-    rig.set_status(name, "Failed", "Degraded", "failed on its first sync", started=now())
-    received = rig.wait_received("dave", name, "SyncFailed", timeout=150)
+    try:
+        rig.set_status(name, "Failed", "Degraded", "failed on its first sync", started=now())
+        wait_for(  # its SyncFailed and HealthDegraded, looked at again every 5 s
+            lambda: (
+                (found := world.relay.bridge_status(rig.namespace, "backstage")).get("pending", 0) >= 1
+                and "no recipient" in (found.get("lastError") or "")
+            ),
+            timeout=60,
+            what="the relay holding the events of an app it has no recipient for yet",
+        )
+    finally:
+        world.operator.resume()
+    received = rig.wait_received("dave", name, "SyncFailed", timeout=60)
     assert "failed on its first sync" in received["payload"]["description"]
+    rig.wait_received("dave", name, "HealthDegraded", timeout=30)

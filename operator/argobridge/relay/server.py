@@ -130,6 +130,7 @@ class Relay:
             or not isinstance(body.get("payload"), dict)
         ):
             return web.json_response({"error": "expected a JSON object with recipients and payload"}, status=400)
+        body = fill_recipients(body, bridge)[0] or body  # owners from the catalog, as stored (and again at POST)
         try:
             item_id, coalesced = await self.writes.add(key, coalesce_key(key, body), body, time.time())
         except Exception as error:
