@@ -29,6 +29,7 @@ from argobridge.core.relayconfig import entry_needs_write, relay_entry, stored_c
 from argobridge.core.relayrecipients import (
     application_counts,
     body_app,
+    bounded_recipients,
     catalog_recipients,
     fill_recipients,
     recipients_condition,
@@ -309,3 +310,14 @@ def test_annotations_mode_subscribes_an_app_the_catalog_owns_and_not_one_nobody_
     assert desired_annotations(app("orders"), "backstage", triggers, owned_in_catalog=True) == wanted
     assert desired_annotations(app("stray"), "backstage", triggers) == {}
     assert desired_annotations(app("web", "component:default/web"), "backstage", triggers) == wanted
+
+
+def test_catalog_recipients_beyond_the_entrys_share_are_left_out_in_a_stable_order_and_reported() -> None:
+    table = {f"argocd/app-{n:04d}": ("component:default/shop",) for n in range(100)}
+    kept, left = bounded_recipients(table, limit=1000)
+    assert kept and left and set(kept) | set(left) == set(table) and not set(kept) & set(left)
+    assert len(json.dumps({app: list(refs) for app, refs in kept.items()}, separators=(",", ":"))) <= 1000
+    assert max(kept) < min(left), "the same table is always cut at the same app"
+    assert bounded_recipients(table) == (table, ()), "a fleet of 100 fits"
+    condition = recipients_condition({}, None, left_out=left)
+    assert (condition.status, condition.reason) == (False, "TooManyCatalogApps") and left[0] in condition.message

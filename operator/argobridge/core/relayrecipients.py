@@ -63,6 +63,29 @@ def catalog_recipients(resolutions: Mapping[str, Resolution]) -> dict[str, tuple
     }
 
 
+# The relay's config Secret holds every bridge's entry and a Secret holds at most 1 MiB: one bridge's
+# catalog recipients keep to a quarter of it (about 4,000 apps); beyond, apps are left out and reported.
+CATALOG_RECIPIENTS_BYTES = 256 * 1024
+
+
+def bounded_recipients(
+    table: Mapping[str, tuple[str, ...]], limit: int = CATALOG_RECIPIENTS_BYTES
+) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """The table cut to `limit` bytes of JSON (apps in key order, so the same table gives the same cut),
+    and the apps left out (their notifications are then unresolved, which the condition says)."""
+    kept: dict[str, tuple[str, ...]] = {}
+    left: list[str] = []
+    size = 2
+    for app, refs in sorted(table.items()):
+        cost = len(app) + 5 + sum(len(ref) + 3 for ref in refs)  # "app":["ref",...], in compact JSON (ASCII)
+        if left or size + cost > limit:
+            left.append(app)
+            continue
+        kept[app] = refs
+        size += cost
+    return kept, tuple(left)
+
+
 def body_app(body: Mapping[str, Any]) -> tuple[str, str] | None:
     """(namespace, name) of the app a body is about: its `argobridge.app`, else its `payload.scope`
     (`argocd/<namespace>/<app>/<event>`, what every template writes); None when neither says."""
@@ -167,6 +190,7 @@ def recipients_condition(
     unavailable: str | None,
     findings: Sequence[CatalogFinding] = (),
     truncated: bool = False,
+    left_out: Sequence[str] = (),
 ) -> Condition:
     """RecipientsResolved: does every Application in scope have someone to notify? Unknown while the
     catalog cannot be read (apps with an annotation are still delivered by it)."""
@@ -183,6 +207,16 @@ def recipients_condition(
             "CatalogUnavailable",
             f"The catalog's Application owners could not be read ({unavailable}): Applications keep the"
             f" recipients of their {ENTITY_REF_ANNOTATION} and of the last good read, if any{notes}",
+        )
+    if left_out:
+        return Condition(
+            RECIPIENTS_RESOLVED,
+            False,
+            "TooManyCatalogApps",
+            f"{len(left_out)} Applications resolved by the catalog do not fit in the relay's entry"
+            f" ({CATALOG_RECIPIENTS_BYTES // 1024} KiB of recipients), e.g. {left_out[0]}: their notifications"
+            f" are unresolved; annotate them with {ENTITY_REF_ANNOTATION}, or split the Applications over"
+            f" more bridges{notes}",
         )
     if unresolved:
         shown = ", ".join(unresolved[:NAMES_SHOWN])

@@ -44,6 +44,7 @@ from argobridge.core.ownership import (
 from argobridge.core.probe import entities_condition, probe_due
 from argobridge.core.relayrecipients import (
     application_counts,
+    bounded_recipients,
     catalog_recipients,
     finding_message,
     recipients_condition,
@@ -165,6 +166,11 @@ class Recipients:
     resolutions: Mapping[str, Resolution]
     read: catalog_owners.CatalogRead
 
+    @property
+    def entry(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """The relay entry's catalogRecipients (bounded) and the apps that did not fit."""
+        return bounded_recipients(catalog_recipients(self.resolutions))
+
 
 def _resolve_recipients(
     bridge: BridgeRef, spec: BridgeSpec, plan: DeliveryPlan, applications: Iterable[AppFacts], token: str
@@ -186,7 +192,7 @@ def _entry_recipients(recipients: Recipients | None) -> Mapping[str, tuple[str, 
         return {}
     if recipients.read.index is None:
         return None
-    return catalog_recipients(recipients.resolutions)
+    return recipients.entry[0]
 
 
 def _report_recipients(recipients: Recipients, diagnoses: list[AppDiagnosis], report: ReconcileReport) -> None:
@@ -195,7 +201,10 @@ def _report_recipients(recipients: Recipients, diagnoses: list[AppDiagnosis], re
     owners = read.index.entities if read.index else 0
     report.applications = {**(report.applications or {}), **application_counts(recipients.resolutions, owners)}
     findings = read.index.findings if read.index else ()
-    report.conditions.append(recipients_condition(recipients.resolutions, read.unavailable, findings, read.truncated))
+    left_out = recipients.entry[1] if read.index is not None else ()
+    report.conditions.append(
+        recipients_condition(recipients.resolutions, read.unavailable, findings, read.truncated, left_out)
+    )
     for item in diagnoses:
         resolution = recipients.resolutions.get(f"{item.app.namespace}/{item.app.name}")
         if resolution is None:
