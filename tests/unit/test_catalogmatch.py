@@ -197,7 +197,9 @@ def test_resolve_prefers_the_annotation_then_the_catalog() -> None:
     assert resolve(both, None, ()).source is RecipientSource.UNRESOLVED
     assert resolve(EntityRefFrom.ANNOTATION, None, catalog).source is RecipientSource.UNRESOLVED
     assert resolve(EntityRefFrom.CATALOG, "component:default/shop", catalog).refs == catalog
-    assert resolve(EntityRefFrom.CATALOG, "component:default/shop", ()).source is RecipientSource.UNRESOLVED
+    # Catalog replaces the annotation where the catalog claims the app, and keeps it where it does not
+    assert resolve(EntityRefFrom.CATALOG, "component:default/shop", ()) == annotated
+    assert resolve(EntityRefFrom.CATALOG, None, ()).source is RecipientSource.UNRESOLVED
 
 
 def test_counts_name_every_source() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from argobridge.core.catalogmatch import EntityRefFrom
 from argobridge.core.deliveryplan import RELAY_NOT_INSTALLED, delivery_status, plan_delivery, relay_ingress_url
 from argobridge.core.render import render_notifications_config, render_service
 from argobridge.core.spec import DeliveryMode, SpecError, parse_bridge_spec
@@ -113,7 +115,9 @@ def service(rendered: Any) -> dict[str, Any]:
 
 
 def test_relay_mode_changes_only_the_service_url_and_keeps_templates_and_triggers():
+    # entityRefFrom: Annotation, so the catalog plays no part (with it, owner triggers lose their guard)
     bridge = spec(insecureSkipVerify=True)
+    bridge = dataclasses.replace(bridge, entity_ref_from=EntityRefFrom.ANNOTATION)
     direct = render_notifications_config(bridge, "https://argocd.example.com")
     plan = plan_delivery(bridge, "argocd", "backstage", RELAY, True)
     relayed = render_notifications_config(bridge, "https://argocd.example.com", plan)

@@ -149,6 +149,7 @@ def test_two_replicas_sum_into_the_bridge_status() -> None:
         "noRecipients": 0,
         "rejected": 1,
         "deadLettered": 0,
+        "unresolved": 0,
         "pending": 2,
         "oldestPendingSeconds": 5,
         "lastDeliveryTime": "2026-12-02T16:30:00Z",

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import ssl
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from argobridge.core.appcheck import CatalogAnswer
+from argobridge.core.catalogmatch import CATALOG_ANNOTATIONS
 from argobridge.core.probe import ProbeResult
 
 Verify = ssl.SSLContext | bool
@@ -134,3 +137,87 @@ def catalog_answer(refs: list[str], content: bytes) -> CatalogAnswer:
         )
     existing = {ref for ref, item in zip(refs, items, strict=True) if item}
     return CatalogAnswer(existing=frozenset(existing))
+
+
+# The catalog's Application owners are read page by page; the bound keeps one refresh to a known cost
+# (CATALOG_PAGES x CATALOG_PAGE_SIZE entities). A catalog with more owners than that is read in part and
+# says so (CatalogOwners.truncated), rather than stall a reconcile.
+CATALOG_PAGE_SIZE = 500
+CATALOG_PAGES = 20
+OWNER_FIELDS = "kind,metadata.namespace,metadata.name,metadata.annotations"
+
+
+@dataclass(frozen=True)
+class CatalogOwners:
+    """The catalog's entities that own Applications (the `items` of every page read), or why none."""
+
+    items: tuple[Any, ...] = ()
+    unavailable: str | None = None
+    truncated: bool = False
+
+
+def read_catalog_owners(
+    base_url: str,
+    token: str,
+    timeout: float = 10.0,
+    verify: Verify = True,
+    pages: int = CATALOG_PAGES,
+    page_size: int = CATALOG_PAGE_SIZE,
+) -> CatalogOwners:
+    """`GET /api/catalog/entities/by-query` for entities with `argocd/app-name` or `argocd/app-selector`
+    (two `filter` parameters, which Backstage ORs), only the fields the index reads, following `nextCursor`."""
+    url = base_url.rstrip("/") + "/api/catalog/entities/by-query"
+    params: list[tuple[str, str | int]] = [
+        *(("filter", f"metadata.annotations.{key}") for key in CATALOG_ANNOTATIONS),
+        ("fields", OWNER_FIELDS),
+        ("limit", page_size),
+    ]
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(pages):
+        # A cursor carries the filters; the fields and the page size are asked for again with it.
+        query = [("cursor", cursor), ("fields", OWNER_FIELDS), ("limit", page_size)] if cursor else params
+        try:
+            response = httpx.get(
+                url,
+                params=query,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=timeout,
+                verify=_context(verify),
+            )
+        except httpx.HTTPError as error:
+            return CatalogOwners(unavailable=f"the catalog did not answer ({type(error).__name__})")
+        except UNSENDABLE as error:
+            return CatalogOwners(unavailable=f"no request to the catalog could be made ({type(error).__name__})")
+        if response.status_code in (401, 403):
+            return CatalogOwners(
+                unavailable=f"the token may not read the catalog ({response.status_code}); allow plugin catalog"
+                " (permission catalog.entity.read) in its accessRestrictions to have recipients resolved from it"
+            )
+        if response.status_code != 200:
+            return CatalogOwners(unavailable=f"the catalog answered {response.status_code} to entities/by-query")
+        page = _owners_page(response.content)
+        if page is None:
+            return CatalogOwners(
+                unavailable="the catalog answered 200 with something that is not an answer of"
+                " /api/catalog/entities/by-query; check that spec.backstage.url is Backstage itself"
+            )
+        items += page[0]
+        cursor = page[1]
+        if not cursor:
+            return CatalogOwners(items=tuple(items))
+    return CatalogOwners(items=tuple(items), truncated=True)
+
+
+def _owners_page(content: bytes) -> tuple[list[Any], str | None] | None:
+    """A by-query page's items and next cursor; None when it is not such a page."""
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        return None
+    items = answer.get("items") if isinstance(answer, dict) else None
+    if not isinstance(items, list):
+        return None
+    info = answer.get("pageInfo")
+    cursor = info.get("nextCursor") if isinstance(info, dict) else None
+    return items, cursor if isinstance(cursor, str) and cursor else None

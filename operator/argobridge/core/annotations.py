@@ -27,10 +27,14 @@ class AnnotationPlan:
     repair: bool  # ours were there before and someone took them away
 
 
-def desired_annotations(app: AppFacts, service: str, triggers: Sequence[str]) -> dict[str, str]:
-    """One `subscribe.<trigger>.<service>: ""` per enabled trigger, for apps with a deliverable ref."""
+def desired_annotations(
+    app: AppFacts, service: str, triggers: Sequence[str], owned_in_catalog: bool = False
+) -> dict[str, str]:
+    """One `subscribe.<trigger>.<service>: ""` per enabled trigger, for apps with a deliverable ref or, with
+    `owned_in_catalog` (Relay mode, the catalog's entities claim the app), whose owners the relay fills in."""
     raw = app.annotations.get(ENTITY_REF_ANNOTATION)
-    if raw is None or not any(ref.canonical for ref in parse_entity_refs(raw)):
+    deliverable = raw is not None and any(ref.canonical for ref in parse_entity_refs(raw))
+    if not deliverable and not owned_in_catalog:
         return {}
     return {f"{SUBSCRIBE_PREFIX}{trigger}.{service}": "" for trigger in triggers}
 

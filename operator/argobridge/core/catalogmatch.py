@@ -404,10 +404,14 @@ def resolve(mode: EntityRefFrom, annotation: str | None, catalog_refs: Iterable[
 
     With AnnotationThenCatalog an annotation whose refs are all invalid falls back to the catalog: the bad
     annotation is still reported by the application checks, but the owners the catalog names are reached.
+    With Catalog the catalog's owners replace the annotation's where the catalog claims the app; an app it
+    does not claim keeps its annotation (the relay does the same), so no app goes silent by the switch.
     """
     annotated = tuple(dict.fromkeys(ref.canonical for ref in parse_entity_refs(annotation or "") if ref.canonical))
     catalog = tuple(sorted(set(catalog_refs)))
-    if mode is not EntityRefFrom.CATALOG and annotated:
+    if mode is EntityRefFrom.CATALOG and catalog:
+        return Resolution(RecipientSource.CATALOG, catalog)
+    if annotated:
         return Resolution(RecipientSource.ANNOTATION, annotated)
     if mode is not EntityRefFrom.ANNOTATION and catalog:
         return Resolution(RecipientSource.CATALOG, catalog)

@@ -16,6 +16,11 @@ from typing import Any
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 300.0
 HOLD_RETRY_SECONDS = 30.0
+# A notification with nobody to send to is looked at again for a while before it is finished unresolved:
+# a new Application's first event can reach the relay before the operator has found its owners in the
+# catalog and the relay has re-read its config (a reconcile plus a 2 s poll).
+UNRESOLVED_GRACE_SECONDS = 60.0
+UNRESOLVED_RETRY_SECONDS = 5.0
 RETRYABLE_400_TEXT = "Failed to send user notifications"
 
 
@@ -28,11 +33,18 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
     HOLD = "hold"
     DEAD_LETTERED = "deadLettered"
+    UNRESOLVED = "unresolved"  # nobody to send to (no ref, none from the catalog): finished without a POST
 
     @property
     def final(self) -> bool:
         """A final outcome removes the item from the outbox; it is never attempted again."""
-        return self in {Outcome.DELIVERED, Outcome.NO_RECIPIENTS, Outcome.REJECTED, Outcome.DEAD_LETTERED}
+        return self in {
+            Outcome.DELIVERED,
+            Outcome.NO_RECIPIENTS,
+            Outcome.REJECTED,
+            Outcome.DEAD_LETTERED,
+            Outcome.UNRESOLVED,
+        }
 
 
 @dataclass(frozen=True)
@@ -42,11 +54,14 @@ class Answer:
     status: int | None
     body_prefix: str = ""
     error: str | None = None
+    unresolved: bool = False  # not sent: the body had no recipient and the catalog named none
 
 
 def classify(answer: Answer) -> Outcome:
     """Map a Backstage answer to an outcome, following the relay contract's Delivery section."""
     status = answer.status
+    if answer.unresolved:
+        return Outcome.UNRESOLVED
     if status is None:
         return Outcome.RETRY
     if 200 <= status < 300:
@@ -87,6 +102,8 @@ def decide(
     answer: Answer, *, received_at: float, now: float, attempts: int, retry_for_seconds: float, random_fraction: float
 ) -> tuple[Outcome, float | None]:
     """Outcome after an attempt (attempts counts this one) and the next attempt time, dead-lettering by age."""
+    if answer.unresolved and now - received_at < UNRESOLVED_GRACE_SECONDS:
+        return Outcome.RETRY, now + UNRESOLVED_RETRY_SECONDS
     outcome = classify(answer)
     if not outcome.final and expired(received_at, now, retry_for_seconds):
         return Outcome.DEAD_LETTERED, None
@@ -180,6 +197,7 @@ def status_entry(
         "noRecipients": int(counters.get("noRecipients", 0)),
         "rejected": int(counters.get("rejected", 0)),
         "deadLettered": int(counters.get("deadLettered", 0)),
+        "unresolved": int(counters.get("unresolved", 0)),
         "pending": pending,
         "waiting": waiting,
         "oldestPendingSeconds": max(now - oldest_received_at, 0.0) if pending and oldest_received_at else None,

@@ -10,10 +10,12 @@ so a rotation never gets a notification refused with 401 at the relay (Argo CD d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
+from argobridge.core.catalogmatch import DEFAULT_ENTITY_REF_FROM, EntityRefFrom
 from argobridge.core.noisecodec import policy_document
 from argobridge.core.spec import BridgeSpec
 
@@ -41,10 +43,18 @@ class RelayEntry:
     ca_bundle: str | None = None
     insecure_skip_verify: bool = False
     noise: dict[str, Any] | None = None  # noise control's settings (core/noisecodec.py); None: none
+    entity_ref_from: EntityRefFrom = DEFAULT_ENTITY_REF_FROM
+    # "<namespace>/<app>" -> sorted refs, only for the apps whose recipients come from the catalog
+    catalog_recipients: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def document(self) -> dict[str, Any]:
-        """The JSON object of the contract, keys in the contract's order."""
-        return {
+        """The JSON object of the contract, keys in the contract's order.
+
+        `entityRefFrom` and `catalogRecipients` appear only when the catalog resolves some app: an entry
+        without them means the same to the relay (every body keeps its own recipients), and is the entry
+        of a bridge that does not use the catalog, byte for byte.
+        """
+        document: dict[str, Any] = {
             "url": self.url,
             "token": self.token,
             "acceptTokens": list(self.accept_tokens),
@@ -54,6 +64,10 @@ class RelayEntry:
             "insecureSkipVerify": self.insecure_skip_verify,
             **({} if self.noise is None else {"noise": self.noise}),
         }
+        if self.catalog_recipients:
+            document["entityRefFrom"] = self.entity_ref_from.value
+            document["catalogRecipients"] = {app: list(refs) for app, refs in sorted(self.catalog_recipients.items())}
+        return document
 
     def encoded(self) -> str:
         """The Secret value: compact JSON, the same text for the same entry (so unchanged means no write)."""
@@ -71,9 +85,14 @@ def accept_tokens(token: str, mirror_values: Iterable[str | None]) -> tuple[str,
 
 
 def relay_entry(
-    spec: BridgeSpec, token: str, mirror_values: Iterable[str | None] = (), ca_bundle: str | None = None
+    spec: BridgeSpec,
+    token: str,
+    mirror_values: Iterable[str | None] = (),
+    ca_bundle: str | None = None,
+    catalog_recipients: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RelayEntry:
-    """The entry for this bridge, sending `token` (the one Argo CD holds) and accepting the mirror's others."""
+    """The entry for this bridge, sending `token` (the one Argo CD holds) and accepting the mirror's others;
+    `catalog_recipients` are the apps resolved by the catalog (see core/relayrecipients.py)."""
     return RelayEntry(
         url=spec.webhook_url,
         token=token,
@@ -83,7 +102,22 @@ def relay_entry(
         ca_bundle=ca_bundle,
         insecure_skip_verify=spec.insecure_skip_verify,
         noise=policy_document(spec),
+        entity_ref_from=spec.entity_ref_from,
+        catalog_recipients=MappingProxyType(dict(catalog_recipients or {})),
     )
+
+
+def stored_catalog_recipients(current: str | None) -> dict[str, tuple[str, ...]]:
+    """The `catalogRecipients` of a stored entry (empty when none or unreadable): what a write that does not
+    resolve recipients itself (the token switch of a rotation) keeps."""
+    try:
+        document = json.loads(current) if current else {}
+    except ValueError:
+        return {}
+    table = document.get("catalogRecipients") if isinstance(document, dict) else None
+    if not isinstance(table, dict):
+        return {}
+    return {str(app): tuple(str(ref) for ref in refs) for app, refs in table.items() if isinstance(refs, list) and refs}
 
 
 def entry_needs_write(current: str | None, wanted: RelayEntry) -> bool:

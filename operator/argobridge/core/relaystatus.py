@@ -20,7 +20,7 @@ DELIVERING = "Delivering"
 # A notification waiting longer than this means Backstage is down or slow, not a passing blip.
 BACKLOG_SECONDS = 300.0
 # Cumulative per replica (since its volume was created): summed over replicas.
-COUNTERS = ("delivered", "noRecipients", "rejected", "deadLettered")
+COUNTERS = ("delivered", "noRecipients", "rejected", "deadLettered", "unresolved")
 # The keys of status.delivery this module writes; `mode` and `reason` belong to the reconcile.
 OWN_DELIVERY_KEYS = frozenset(
     {*COUNTERS, "pending", "waiting", "oldestPendingSeconds", "lastDeliveryTime", "lastError"}

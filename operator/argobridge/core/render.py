@@ -22,6 +22,7 @@ from argobridge.core.backstage_limits import (
     JSON_BYTES_PER_CHAR,
     TRUNCATION_MARKER,
 )
+from argobridge.core.catalogmatch import EntityRefFrom
 from argobridge.core.deliveryplan import DeliveryPlan
 from argobridge.core.events import CATALOG, ENTITY_REF_ANNOTATION, HAS_ENTITY_REF, EventDefinition
 from argobridge.core.exprsize import ENGINE_MAX_NODES, expr_node_count
@@ -229,15 +230,21 @@ def render_template(
     return to_yaml({"webhook": {spec.service_name: {"method": "POST", "body": body}}})
 
 
-def render_trigger(definition: EventDefinition, window_minutes: int, deliveries: tuple[Delivery, ...]) -> str:
+def render_trigger(
+    definition: EventDefinition,
+    window_minutes: int,
+    deliveries: tuple[Delivery, ...],
+    owners_from_catalog: bool = False,
+) -> str:
     """The event's trigger: one condition per delivery, each guarded by recency so subscribing is quiet.
 
     Deliveries to the owners are also guarded by the entity ref; a route with its own recipients
-    reaches them even for an app that names no owner.
+    reaches them even for an app that names no owner. With `owners_from_catalog` (Relay mode, entityRefFrom
+    not Annotation) that guard goes: the relay finds the owners in the catalog, or counts the app unresolved.
     """
     conditions: list[dict[str, Any]] = []
     for delivery in deliveries:
-        parts = [HAS_ENTITY_REF] if delivery.needs_owner else []
+        parts = [HAS_ENTITY_REF] if delivery.needs_owner and not owners_from_catalog else []
         parts += [definition.condition, definition.recency(window_minutes)]
         if delivery.when != "true":
             parts.append(delivery.when)
@@ -278,8 +285,10 @@ def render_notifications_config(
     spec: BridgeSpec, argocd_url: str | None, delivery_plan: DeliveryPlan | None = None
 ) -> RenderedConfig:
     """Every key ArgoBridge owns in the notifications ConfigMap, for this spec, Argo CD URL and delivery
-    plan (None: Direct); templates and triggers are the same in both modes, only the service differs."""
+    plan (None: Direct). Relay mode differs in the service, the relay's part of each body, the HealthRecovered
+    signal (`rendered_events`) and, when the catalog may name owners, triggers without the ref guard."""
     owned: dict[str, str] = {f"service.webhook.{spec.service_name}": render_service(spec, delivery_plan)}
+    from_catalog = owners_from_catalog(spec, delivery_plan)
     routes = {route.name: route for route in spec.routes}
     relayed = delivery_plan is not None and delivery_plan.relayed
     for event in rendered_events(spec, relayed):
@@ -288,7 +297,9 @@ def render_notifications_config(
         for delivery in deliveries:
             route = routes[delivery.route] if delivery.route else None
             owned[f"template.{delivery.template}"] = render_template(spec, definition, event, delivery, route, relayed)
-        owned[f"trigger.{definition.trigger}"] = render_trigger(definition, spec.event_window_minutes, deliveries)
+        owned[f"trigger.{definition.trigger}"] = render_trigger(
+            definition, spec.event_window_minutes, deliveries, from_catalog
+        )
     size = sum(len(key) + len(value.encode()) for key, value in owned.items())
     if size > MAX_OWNED_BYTES:
         raise SpecError(
@@ -305,6 +316,11 @@ def render_notifications_config(
         service=spec.service_name,
         triggers=frozenset(definition.trigger for definition in CATALOG.values()),
     )
+
+
+def owners_from_catalog(spec: BridgeSpec, delivery_plan: DeliveryPlan | None) -> bool:
+    """Whether the relay may find an app's owners in the catalog: Relay mode and entityRefFrom not Annotation."""
+    return delivery_plan is not None and delivery_plan.relayed and spec.entity_ref_from is not EntityRefFrom.ANNOTATION
 
 
 def rendered_events(spec: BridgeSpec, relayed: bool) -> tuple[EventSpec, ...]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from argobridge.core.catalogmatch import DEFAULT_ENTITY_REF_FROM, EntityRefFrom
 from argobridge.core.labels import KEY_HINT, VALUE_HINT, label_key_problem, label_value_problem
 from argobridge.core.placeholders import PlaceholderError, parse_placeholders
 
@@ -183,6 +184,10 @@ class BridgeSpec:
     rotation_grace_seconds: float = DEFAULT_GRACE_SECONDS
     routes: tuple[Route, ...] = ()
     delivery: DeliverySpec = field(default_factory=DeliverySpec)
+    # Where Applications' recipients come from (the catalog only in Relay mode), and the Argo CD
+    # instance name Backstage's entities use in `argocd/instance-name` (None: entities are not narrowed).
+    entity_ref_from: EntityRefFrom = DEFAULT_ENTITY_REF_FROM
+    catalog_instance: str | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -458,6 +463,19 @@ def _selector(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(key), str(value)) for key, value in labels.items()))
 
 
+def _catalog_instance(subscriptions: Mapping[str, Any]) -> str | None:
+    """`spec.subscriptions.catalogInstanceName`: the name Backstage's Argo CD config gives this instance."""
+    value = subscriptions.get("catalogInstanceName")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 253 or any(c.isspace() or c in ",/" for c in value):
+        raise SpecError(
+            f"spec.subscriptions.catalogInstanceName {value!r} must be the instance name of Backstage's Argo CD"
+            " config (argocd.appLocatorMethods[].instances[].name), 1 to 253 characters without spaces, / or ,"
+        )
+    return value
+
+
 def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> BridgeSpec:
     """Turn a raw `spec` into a `BridgeSpec`, or raise `SpecError` naming the field and the fix."""
     backstage = _section(spec, "backstage")
@@ -547,6 +565,13 @@ def parse_bridge_spec(spec: Mapping[str, Any], namespace: str = "default") -> Br
             SubscriptionMode, subscriptions.get("mode"), "spec.subscriptions.mode", SubscriptionMode.GLOBAL
         ),
         subscription_selector=selector,
+        entity_ref_from=_enum(
+            EntityRefFrom,
+            subscriptions.get("entityRefFrom"),
+            "spec.subscriptions.entityRefFrom",
+            DEFAULT_ENTITY_REF_FROM,
+        ),
+        catalog_instance=_catalog_instance(subscriptions),
         event_window_minutes=window,
         application_namespaces=_application_namespaces(argocd.get("applicationNamespaces")),
         notifications_configuration=_object_name(

@@ -39,6 +39,7 @@ from argobridge.core.delivery import (
     status_entry,
     tls_settings,
 )
+from argobridge.core.relayrecipients import fill_recipients
 from argobridge.outbox.commits import GroupCommit
 from argobridge.outbox.store import INCOMING, Item, Outbox
 from argobridge.relay.metrics import CONTENT_TYPE, RelayMetrics, bridge_label
@@ -131,6 +132,7 @@ class Relay:
             or not isinstance(body.get("payload"), dict)
         ):
             return web.json_response({"error": "expected a JSON object with recipients and payload"}, status=400)
+        body = fill_recipients(body, bridge)[0] or body  # owners from the catalog, as stored (and again at POST)
         # With noise control every post is kept apart (it counts flaps); it coalesces what it sends.
         noisy = self.noise.enabled(bridge)
         try:
@@ -338,6 +340,10 @@ class Relay:
         self.metrics.latency.observe(max(now - item.received_at, 0.0))
 
     async def _attempt(self, bridge: dict[str, Any], body: dict[str, Any]) -> Answer:
+        filled, _source = fill_recipients(body, bridge)  # the catalog's owners (core/relayrecipients.py)
+        if filled is None:
+            return Answer(None, "", "no recipient: no entity-ref, and the catalog names no owner", unresolved=True)
+        body = filled
         try:
             http = self.client_for(bridge)
         except InvalidCaBundle:

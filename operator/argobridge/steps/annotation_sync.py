@@ -18,9 +18,11 @@ import kopf
 
 from argobridge.core.annotations import FIGHT_MEMORY_SECONDS, desired_annotations, plan_annotations, repair_delay
 from argobridge.core.appcheck import AppFacts, in_scope
+from argobridge.core.catalogmatch import recipients_for
 from argobridge.core.events import CATALOG
 from argobridge.core.spec import SpecError, SubscriptionMode, parse_bridge_spec
 from argobridge.kube.applications import apply_annotations, read_app_facts
+from argobridge.steps import catalog_owners
 from argobridge.steps.app_store import APPS
 
 FIGHT_WARNING_AFTER = 3
@@ -37,6 +39,7 @@ class BridgeSettings:
     triggers: tuple[str, ...]
     application_namespaces: tuple[str, ...]
     uid: str = ""
+    catalog_instance: str | None = None  # spec.subscriptions.catalogInstanceName
     # The spec is invalid and no valid one was seen since the operator started: leave the annotations
     # of its Applications exactly as they are (the running configuration is kept).
     hold: bool = False
@@ -66,6 +69,7 @@ def bridge_settings(body: Mapping[str, Any]) -> BridgeSettings | None:
         triggers=tuple(CATALOG[event.event].trigger for event in spec.events),
         application_namespaces=spec.application_namespaces,
         uid=uid,
+        catalog_instance=spec.catalog_instance,
     )
     if uid:
         _last_valid[uid] = settings
@@ -130,7 +134,13 @@ def _is_deleting(settings: BridgeSettings) -> bool:
 def _desired(app: AppFacts, settings: BridgeSettings | None) -> dict[str, str]:
     if settings is None or settings.mode is not SubscriptionMode.ANNOTATIONS or _is_deleting(settings):
         return {}
-    return desired_annotations(app, settings.service, settings.triggers)
+    # The reconcile keeps an index only while the relay may fill owners in from the catalog (Relay mode,
+    # entityRefFrom not Annotation); without one, only the app's own annotation counts.
+    index = catalog_owners.latest_index(settings.namespace, settings.name)
+    owned = index is not None and bool(
+        recipients_for(index, app.name, app.labels, settings.catalog_instance, app_namespace=app.namespace)
+    )
+    return desired_annotations(app, settings.service, settings.triggers, owned)
 
 
 def _held(settings: BridgeSettings | None) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 from argobridge.backstage import client as backstage_client
 from argobridge.core.appcheck import (
+    AppDiagnosis,
     AppFacts,
     CatalogAnswer,
     count_applications,
@@ -26,9 +27,11 @@ from argobridge.core.appcheck import (
     missing_entities,
     refs_to_check,
 )
+from argobridge.core.catalogmatch import EntityRefFrom, RecipientSource, Resolution
 from argobridge.core.conditions import CONFIG_APPLIED, TOKEN_READY, Condition, status_word
 from argobridge.core.configplan import ConfigPlan, ForeignDataError, plan_config, plan_removal
 from argobridge.core.deliveryplan import DeliveryPlan, plan_delivery
+from argobridge.core.events import ENTITY_REF_ANNOTATION
 from argobridge.core.ownership import (
     KeyConflict,
     Owner,
@@ -39,6 +42,15 @@ from argobridge.core.ownership import (
     field_manager,
 )
 from argobridge.core.probe import entities_condition, probe_due
+from argobridge.core.relayrecipients import (
+    application_counts,
+    bounded_recipients,
+    catalog_recipients,
+    finding_message,
+    recipients_condition,
+    resolve_applications,
+    unresolved_problem,
+)
 from argobridge.core.render import render_notifications_config, rendered_for_removal
 from argobridge.core.resourceplan import UnsafeContextError
 from argobridge.core.spec import (
@@ -55,7 +67,7 @@ from argobridge.kube import argocd, bridges, configmaps, secrets
 from argobridge.kube.apply import APPLY_ATTEMPTS, StaleReadError, apply_planned
 from argobridge.kube.errors import TRANSPORT_ERRORS, ArgoCDObjectMissing, KubeError
 from argobridge.settings import Settings
-from argobridge.steps import drift_repairs, gitops_config, probing, relay_entry
+from argobridge.steps import catalog_owners, drift_repairs, gitops_config, probing, relay_entry
 from argobridge.steps.failures import describe_failure
 from argobridge.steps.token_rotation import TOKEN_MIRRORED, rotate_token
 
@@ -147,6 +159,69 @@ def _ensure_token(bridge: BridgeRef, spec: BridgeSpec, report: ReconcileReport, 
     return current
 
 
+@dataclass(frozen=True)
+class Recipients:
+    """Relay mode with the catalog: each in-scope app's resolution and what the catalog read said."""
+
+    resolutions: Mapping[str, Resolution]
+    read: catalog_owners.CatalogRead
+
+    @property
+    def entry(self) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+        """The relay entry's catalogRecipients (bounded) and the apps that did not fit."""
+        return bounded_recipients(catalog_recipients(self.resolutions))
+
+
+def _resolve_recipients(
+    bridge: BridgeRef, spec: BridgeSpec, plan: DeliveryPlan, applications: Iterable[AppFacts], token: str
+) -> Recipients | None:
+    """In Relay mode, unless entityRefFrom is Annotation: the catalog's owners (cached) matched to the apps."""
+    if not plan.relayed or spec.entity_ref_from is EntityRefFrom.ANNOTATION:
+        catalog_owners.forget(bridge.namespace, bridge.name)  # nor does the annotation sync use it then
+        return None
+    read = catalog_owners.read_owners(bridge.namespace, bridge.name, spec, token)
+    apps = [app for app in applications if in_scope(app.namespace, bridge.namespace, spec.application_namespaces)]
+    return Recipients(resolve_applications(spec.entity_ref_from, read.index, apps, spec.catalog_instance), read)
+
+
+def _entry_recipients(recipients: Recipients | None) -> Mapping[str, tuple[str, ...]] | None:
+    """What the relay entry's catalogRecipients become: none without the catalog; the entry's own (None)
+    while the catalog was never read since the operator started (a restart during a Backstage outage must
+    not take the owners away from notifications the relay holds); else this resolution."""
+    if recipients is None:
+        return {}
+    if recipients.read.index is None:
+        return None
+    return recipients.entry[0]
+
+
+def _report_recipients(recipients: Recipients, diagnoses: list[AppDiagnosis], report: ReconcileReport) -> None:
+    """Counts per source, RecipientsResolved, a Warning on each app nobody hears of, catalog findings."""
+    read = recipients.read
+    owners = read.index.entities if read.index else 0
+    report.applications = {**(report.applications or {}), **application_counts(recipients.resolutions, owners)}
+    findings = read.index.findings if read.index else ()
+    left_out = recipients.entry[1] if read.index is not None else ()
+    report.conditions.append(
+        recipients_condition(recipients.resolutions, read.unavailable, findings, read.truncated, left_out)
+    )
+    for item in diagnoses:
+        resolution = recipients.resolutions.get(f"{item.app.namespace}/{item.app.name}")
+        if resolution is None:
+            continue
+        if resolution.source is RecipientSource.CATALOG:
+            # "has no backstage.io/entity-ref, so nobody would be notified" is not true of a catalog-owned app
+            report.app_problems = [
+                (app, problem)
+                for app, problem in report.app_problems
+                if app.uid != item.app.uid or ENTITY_REF_ANNOTATION not in problem or "nobody" not in problem
+            ]
+        elif resolution.source is RecipientSource.UNRESOLVED and not item.ref_problems:
+            report.app_problems.append((item.app, unresolved_problem(item.app.name)))
+    for finding in read.new_findings:
+        report.notices.append(Notice("Warning", "CatalogAnnotationInvalid", finding_message(finding)))
+
+
 def _check_applications(
     bridge: BridgeRef,
     spec: BridgeSpec,
@@ -154,6 +229,7 @@ def _check_applications(
     applications: Iterable[AppFacts],
     report: ReconcileReport,
     token: str,
+    recipients: Recipients | None = None,
 ) -> None:
     """Count the Applications in scope and collect what is wrong with them, for status and Events."""
     known = known_config_for(spec, config)
@@ -164,6 +240,8 @@ def _check_applications(
     ]
     report.applications = count_applications(diagnoses)
     report.app_problems = [(item.app, problem) for item in diagnoses for problem in item.problems]
+    if recipients is not None:
+        _report_recipients(recipients, diagnoses, report)
     answer = _catalog(bridge, spec, token, refs_to_check(diagnoses), report)
     if not answer.unavailable:
         missing = missing_entities(diagnoses, answer)
@@ -177,8 +255,9 @@ _catalog_answers: dict[tuple[str, str], tuple[float, str, CatalogAnswer]] = {}
 
 
 def forget_catalog_answer(namespace: str, name: str) -> None:
-    """Drop a deleted bridge's cached catalog answer."""
+    """Drop a deleted bridge's cached catalog answer and catalog owners."""
     _catalog_answers.pop((namespace, name), None)
+    catalog_owners.forget(namespace, name)
 
 
 def _catalog(
@@ -213,10 +292,11 @@ def _apply_gitops_config(
     applications: Iterable[AppFacts],
     token: str,
     delivery: DeliveryPlan | None = None,
+    recipients: Recipients | None = None,
 ) -> None:
     config = gitops_config.apply_config(bridge.namespace, spec, facts, bridge.status, report, bridge.name, delivery)
     if config is not None:
-        _check_applications(bridge, spec, config, applications, report, token)
+        _check_applications(bridge, spec, config, applications, report, token, recipients)
 
 
 def _ownership(bridge: BridgeRef, owners: Mapping[str, list[Owner]]) -> Ownership:
@@ -264,6 +344,7 @@ def _apply_config(
     applications: Iterable[AppFacts],
     token: str,
     delivery: DeliveryPlan | None = None,
+    recipients: Recipients | None = None,
 ) -> None:
     """Apply the plan as this bridge's field manager, on exactly the version it was made from (see
     kube.apply.apply_planned); a key someone else wrote stops the whole write (nothing half-applied)."""
@@ -309,7 +390,7 @@ def _apply_config(
     )
     if conflicts:
         _conflict_condition(bridge, report, conflicts, where)
-        _check_applications(bridge, spec, observed.data or {}, applications, report, token)
+        _check_applications(bridge, spec, observed.data or {}, applications, report, token, recipients)
         return
     fingerprint = config_hash(plan.data)
     report.argocd_url = argocd_url
@@ -337,7 +418,7 @@ def _apply_config(
         report.notices.append(_left_notice(plan.left, where))
     report.config_hash = fingerprint
     final = {key: value for key, value in (observed.data or {}).items() if key not in plan.removed}
-    _check_applications(bridge, spec, {**final, **plan.data}, applications, report, token)
+    _check_applications(bridge, spec, {**final, **plan.data}, applications, report, token, recipients)
     link_note = (
         ""
         if argocd_url
@@ -493,15 +574,27 @@ def reconcile_bridge(body: Mapping[str, Any], applications: Iterable[AppFacts] =
                 planned = plan_delivery(
                     effective, bridge.namespace, bridge.name, settings.relay_url, settings.relay_secret_ref is not None
                 )
-            # The relay learns of the bridge before Argo CD is pointed at it (relay_entry.py).
+            # The relay learns of the bridge (and the catalog's recipients) before Argo CD is pointed at it.
+            applications = list(applications)
+            recipients = _resolve_recipients(bridge, effective, planned, applications, token)
             delivery = relay_entry.sync_entry(
-                bridge.namespace, bridge.name, effective, planned, token, report, bridge.status
+                bridge.namespace,
+                bridge.name,
+                effective,
+                planned,
+                token,
+                report,
+                bridge.status,
+                catalog=_entry_recipients(recipients),
             )
+            if not delivery.relayed and recipients is not None:
+                recipients = None  # fell back to Direct: Argo CD posts itself, the catalog is not used
+                catalog_owners.forget(bridge.namespace, bridge.name)
             if gitops:
                 gitops_config.keep_token(bridge.namespace, spec, token)
-                _apply_gitops_config(bridge, effective, facts, report, applications, token, delivery)
+                _apply_gitops_config(bridge, effective, facts, report, applications, token, delivery, recipients)
             else:
-                _apply_config(bridge, effective, report, applications, token, delivery)
+                _apply_config(bridge, effective, report, applications, token, delivery, recipients)
             report.conditions.append(reachable)
             if _changed(bridge.status, reachable):
                 kind = "Normal" if reachable.status else "Warning"

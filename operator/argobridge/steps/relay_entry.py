@@ -16,7 +16,7 @@ from typing import Any
 
 from argobridge.core.deliveryplan import DeliveryPlan, delivery_status
 from argobridge.core.ownership import field_manager
-from argobridge.core.relayconfig import entry_key, entry_needs_write, relay_entry
+from argobridge.core.relayconfig import entry_key, entry_needs_write, relay_entry, stored_catalog_recipients
 from argobridge.core.relaystatus import direct_condition
 from argobridge.core.spec import BridgeSpec, DeliveryMode
 from argobridge.core.status import Notice, ReconcileReport
@@ -66,8 +66,11 @@ def sync_entry(
     report: ReconcileReport,
     status: Mapping[str, Any],
     extra_accept: tuple[str, ...] = (),
+    catalog: Mapping[str, tuple[str, ...]] | None = None,
 ) -> DeliveryPlan:
     """Write (Relay) or remove (otherwise) this bridge's entry; the plan to render Argo CD's config with.
+
+    `catalog` is the catalog-resolved apps' recipients (None: keep those the entry holds).
 
     Sets report.delivery_mode; raises nothing the API can cause (the plan falls back to Direct instead).
     """
@@ -75,7 +78,7 @@ def sync_entry(
     ref = settings.relay_secret_ref
     final = plan
     if ref is not None:
-        final, _ = _sync(namespace, name, spec, plan, token, ref, extra_accept)
+        final, _ = _sync(namespace, name, spec, plan, token, ref, extra_accept, catalog)
     report.delivery_mode = delivery_status(final)
     if not final.relayed:
         # In Relay mode the relay-status timer owns Delivering; in Direct mode nothing measures it.
@@ -94,6 +97,7 @@ def _sync(
     token: str,
     ref: tuple[str, str],
     extra_accept: tuple[str, ...],
+    catalog: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[DeliveryPlan, bool]:
     """The plan to render with, and whether the entry was written."""
     secret_ns, secret_name = ref
@@ -114,7 +118,9 @@ def _sync(
                 f"spec.delivery asks for the relay, but its config {where} does not exist (the chart creates"
                 " it): Argo CD posts to Backstage directly until it does",
             )
-        wanted = relay_entry(spec, token, (*_mirror_values(spec), *extra_accept), _ca_bundle(namespace, spec))
+        if catalog is None:  # not resolved by this write (a token switch): keep the entry's recipients
+            catalog = stored_catalog_recipients(observed.value)
+        wanted = relay_entry(spec, token, (*_mirror_values(spec), *extra_accept), _ca_bundle(namespace, spec), catalog)
         if entry_needs_write(observed.value, wanted):
             relayconfig.write_entry(secret_ns, secret_name, observed.uid, key, wanted.encoded(), manager)
             log.info("wrote the relay entry of %s/%s to %s", namespace, name, where)
