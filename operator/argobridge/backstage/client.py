@@ -97,26 +97,33 @@ def check_entities(
 ) -> CatalogAnswer:
     """Ask the catalog which refs exist, in one request (`POST /api/catalog/entities/by-refs`)."""
     url = base_url.rstrip("/") + "/api/catalog/entities/by-refs"
+    body = {"entityRefs": refs, "fields": ["kind", "metadata.namespace", "metadata.name"]}
+    answer = _catalog_call("POST", url, token, timeout, verify, "to have refs checked", json=body)
+    if isinstance(answer, str):
+        return CatalogAnswer(unavailable=answer)
+    return catalog_answer(refs, answer.content)
+
+
+def _catalog_call(
+    method: str, url: str, token: str, timeout: float, verify: Verify, purpose: str, **request: Any
+) -> httpx.Response | str:
+    """One catalog request: its 200 response, or why there is none, in words for status (`purpose` says
+    what the catalog's read permission would give, for the 401/403 message)."""
     try:
-        response = httpx.post(
-            url,
-            json={"entityRefs": refs, "fields": ["kind", "metadata.namespace", "metadata.name"]},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            verify=_context(verify),
-        )
+        headers = {"Authorization": f"Bearer {token}"}
+        response = httpx.request(method, url, headers=headers, timeout=timeout, verify=_context(verify), **request)
     except httpx.HTTPError as error:
-        return CatalogAnswer(unavailable=f"the catalog did not answer ({type(error).__name__})")
+        return f"the catalog did not answer ({type(error).__name__})"
     except UNSENDABLE as error:
-        return CatalogAnswer(unavailable=f"no request to the catalog could be made ({type(error).__name__})")
+        return f"no request to the catalog could be made ({type(error).__name__})"
     if response.status_code in (401, 403):
-        return CatalogAnswer(
-            unavailable=f"the token may not read the catalog ({response.status_code}); allow plugin catalog"
-            " (permission catalog.entity.read) in its accessRestrictions to have refs checked"
+        return (
+            f"the token may not read the catalog ({response.status_code}); allow plugin catalog"
+            f" (permission catalog.entity.read) in its accessRestrictions {purpose}"
         )
     if response.status_code != 200:
-        return CatalogAnswer(unavailable=f"the catalog answered {response.status_code}")
-    return catalog_answer(refs, response.content)
+        return f"the catalog answered {response.status_code} to {url.rsplit('/api/catalog/', 1)[-1]}"
+    return response
 
 
 def catalog_answer(refs: list[str], content: bytes) -> CatalogAnswer:
@@ -177,25 +184,10 @@ def read_catalog_owners(
     for _ in range(pages):
         # A cursor carries the filters; the fields and the page size are asked for again with it.
         query = [("cursor", cursor), ("fields", OWNER_FIELDS), ("limit", page_size)] if cursor else params
-        try:
-            response = httpx.get(
-                url,
-                params=query,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=timeout,
-                verify=_context(verify),
-            )
-        except httpx.HTTPError as error:
-            return CatalogOwners(unavailable=f"the catalog did not answer ({type(error).__name__})")
-        except UNSENDABLE as error:
-            return CatalogOwners(unavailable=f"no request to the catalog could be made ({type(error).__name__})")
-        if response.status_code in (401, 403):
-            return CatalogOwners(
-                unavailable=f"the token may not read the catalog ({response.status_code}); allow plugin catalog"
-                " (permission catalog.entity.read) in its accessRestrictions to have recipients resolved from it"
-            )
-        if response.status_code != 200:
-            return CatalogOwners(unavailable=f"the catalog answered {response.status_code} to entities/by-query")
+        purpose = "to have recipients resolved from it"
+        response = _catalog_call("GET", url, token, timeout, verify, purpose, params=query)
+        if isinstance(response, str):
+            return CatalogOwners(unavailable=response)
         page = _owners_page(response.content)
         if page is None:
             return CatalogOwners(

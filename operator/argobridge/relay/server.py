@@ -274,6 +274,8 @@ class Relay:
 
     def _note_answer(self, bridge: dict[str, Any], state: BridgeDelivery, answer: Answer) -> None:
         """After an answer that says Backstage is unwell, one probe per delay; after a good one, every slot."""
+        if answer.unresolved:  # nothing was asked of Backstage: its health is as it was
+            return
         if backstage_failing(answer):
             state.failures += 1
             state.failed_config = bridge
