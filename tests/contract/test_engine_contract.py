@@ -133,31 +133,33 @@ def sent_body(engine: OfflineEngine, event: EventName, application: dict[str, An
 
 
 # Which trigger fires for which Application: the whole truth table of the default events.
+# HealthRecovered fires for every app whose health became Healthy within the window (strictly: with a
+# transition time); the relay takes it as a signal only.
 FIRES = {
-    "healthy": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "healthy": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
     "degraded": {EventName.SYNC_SUCCEEDED, EventName.HEALTH_DEGRADED},
     "failed-hostile-message": {EventName.SYNC_FAILED, EventName.HEALTH_DEGRADED},
-    "error-phase": {EventName.SYNC_FAILED},
-    "unicode": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "very-long": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "several-refs": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "never-synced": set(),
+    "error-phase": {EventName.SYNC_FAILED, EventName.HEALTH_RECOVERED},
+    "unicode": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
+    "very-long": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
+    "several-refs": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
+    "never-synced": {EventName.HEALTH_RECOVERED},
     "running": {EventName.SYNC_RUNNING},
     "no-status-at-all": set(),
     "old-sync-when-enabled": set(),
     "old-degradation": set(),
-    "slow-rollout": {EventName.DEPLOYED},
-    "mixed-case-ref": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
-    "ref-without-namespace": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "slow-rollout": {EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
+    "mixed-case-ref": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
+    "ref-without-namespace": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
     "ref-without-kind": set(),
     "ref-with-stray-characters": set(),
-    "one-good-ref-among-bad": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED},
+    "one-good-ref-among-bad": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.HEALTH_RECOVERED},
     "no-annotation": set(),
     "empty-annotation": set(),
     "just-created": {EventName.CREATED},  # Missing for an hour: health news is old, creation is not
-    "being-deleted": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.DELETED},
-    "sync-unknown": {EventName.SYNC_STATUS_UNKNOWN},
-    "sync-unknown-long-ago": set(),
+    "being-deleted": {EventName.SYNC_SUCCEEDED, EventName.DEPLOYED, EventName.DELETED, EventName.HEALTH_RECOVERED},
+    "sync-unknown": {EventName.SYNC_STATUS_UNKNOWN, EventName.HEALTH_RECOVERED},
+    "sync-unknown-long-ago": {EventName.HEALTH_RECOVERED},
     "health-missing": {EventName.HEALTH_MISSING},
 }
 

@@ -234,7 +234,9 @@ def create_bridge(custom: client.CustomObjectsApi, namespace: str, url: str, mod
         "backstage": {"url": url},
         "argocd": {"url": "https://argocd.example.com"},
         "routes": ROUTES,
-        "delivery": {"mode": mode},
+        # These proofs count each (app, event) Argo CD posted; noise control would fold a deploy's two
+        # halves into one notification (tests/e2e/test_noise_control.py), so it is off here.
+        "delivery": {"mode": mode, "minInterval": "0s"},
     }
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",

@@ -238,7 +238,9 @@ CATALOG: Mapping[EventName, EventDefinition] = {
         # No oncePer: each return to Healthy (after Degraded, Progressing, ...) fires once.
         once_per=None,
         label="health recovered",
-        recency=_health_recent,
+        # Strict, unlike Degraded: a Healthy app without a transition time is no news of a recovery, and
+        # every healthy app of an older Argo CD would fire once when subscribed.
+        recency=_health_changed_recently,
         title="{app}: healthy again",
         description="Application {app} (project {project}) is Healthy again.",
         message=MessageSource.HEALTH,
